@@ -1,0 +1,96 @@
+"""An asyncio SDK for Constant Contact's technology-partner API.
+
+>>> async with PartnerClient(api_key=..., client_id=..., client_secret=...) as client:
+...     created = await client.accounts.create(NewAccount(...))
+"""
+
+from ._version import __version__
+from .auth import TokenManager, TokenProvider
+from .client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ConnectError,
+    CtctError,
+    FieldError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseError,
+    ServerError,
+    ServiceUnavailableError,
+    ThrottledError,
+    TransportError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from .models import (
+    AccountPage,
+    AccountSummary,
+    BillingStatus,
+    Cancellation,
+    CancelReason,
+    CreatedAccount,
+    LegacyPlan,
+    NewAccount,
+    Plan,
+    PlanType,
+    SsoUser,
+    Tier,
+    WebhookSubscription,
+    WebhookTopic,
+)
+from .tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL
+from .transport import Timeouts
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_LEGACY_URL",
+    "DEFAULT_TOKEN_URL",
+    "NEWER_TOKEN_URL",
+    "APIError",
+    "AccountPage",
+    "AccountSummary",
+    "AuthenticationError",
+    "BadRequestError",
+    "BillingStatus",
+    "CancelReason",
+    "Cancellation",
+    "ConflictError",
+    "ConnectError",
+    "CreatedAccount",
+    "CtctError",
+    "FieldError",
+    "LegacyBillingClient",
+    "LegacyPlan",
+    "NewAccount",
+    "NotFoundError",
+    "PartnerClient",
+    "PermissionDeniedError",
+    "Plan",
+    "PlanType",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SsoUser",
+    "ThrottledError",
+    "Tier",
+    "Timeouts",
+    "TokenManager",
+    "TokenProvider",
+    "TransportError",
+    "UnauthorizedError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
+    "WebhookSubscription",
+    "WebhookTopic",
+    "__version__",
+]

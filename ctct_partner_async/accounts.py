@@ -1,0 +1,148 @@
+"""``client.accounts``: create, list, plan changes, cancellation and acting on client accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from . import operations
+from .models import (
+    AccountOperation,
+    AccountPage,
+    AccountSummary,
+    Cancellation,
+    CancelReason,
+    CreatedAccount,
+    NewAccount,
+    Plan,
+    PlanChange,
+    SsoUser,
+    UnsubscribeRequest,
+)
+from .protocol import Request, Sender
+
+__all__ = ["Accounts"]
+
+
+class Accounts:
+    """Client accounts under the partner account."""
+
+    def __init__(self, client: Sender) -> None:
+        self._client = client
+
+    async def pages(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountPage]:
+        """Every page of the account list, following ``_links.next.href`` to the end."""
+        request: Request | None = operations.build_list_accounts(
+            account_type=account_type, page_size=page_size
+        )
+        seen: set[str] = set()
+        while request is not None:
+            page = operations.parse_account_page(await self._client.send(request))
+            yield page
+            href = page.next_href
+            if href is None or href in seen:
+                return
+            seen.add(href)
+            request = operations.build_list_accounts_next(href)
+
+    async def list(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountSummary]:
+        """Every client account (``all``, ``managed`` or ``unmanaged``), page by page (10..50 a page)."""
+        async for page in self.pages(account_type=account_type, page_size=page_size):
+            for account in page.accounts:
+                yield account
+
+    async def create(self, account: NewAccount) -> CreatedAccount:
+        """Create a client account. It starts as a 60-day trial (plan ``TRIAL``, status ``Trial``)."""
+        response = await self._client.send(operations.build_create_account(account))
+        return operations.parse_created_account(response)
+
+    async def get_plan(self, account_id: str) -> Plan:
+        """The account's billing plan, tiers and status."""
+        return operations.parse_plan(await self._client.send(operations.build_get_plan(account_id)))
+
+    async def update_plan(
+        self,
+        account_id: str,
+        *,
+        plan_type: str,
+        billing_day_of_month: int | None = None,
+        plan_group_id: int | None = None,
+    ) -> Plan:
+        """Change the billing plan. ``billing_day_of_month`` only counts on the move off ``TRIAL``."""
+        change = PlanChange(
+            plan_type=plan_type, billing_day_of_month=billing_day_of_month, plan_group_id=plan_group_id
+        )
+        return operations.parse_plan(
+            await self._client.send(operations.build_update_plan(account_id, change))
+        )
+
+    async def reactivate(self, account_id: str, *, plan_type: str, plan_group_id: int | None = None) -> Plan:
+        """Reopen a canceled account by moving it to a paid (non-``TRIAL``) plan."""
+        return await self.update_plan(account_id, plan_type=plan_type, plan_group_id=plan_group_id)
+
+    async def cancel(
+        self,
+        account_id: str,
+        *,
+        reason: CancelReason | int | None = None,
+        effective_date: dt.datetime | None = None,
+    ) -> Cancellation:
+        """Cancel the account, now or at ``effective_date`` (timezone-aware)."""
+        request = operations.build_cancel(
+            account_id, Cancellation(reason_id=reason, effective_date=effective_date)
+        )
+        return operations.parse_cancellation(await self._client.send(request))
+
+    async def operate(
+        self,
+        account_id: str,
+        method: str,
+        url: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query_params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        payload: str | Mapping[str, Any] | Sequence[Any] | None = None,
+    ) -> Any:
+        """Make a v3 call on behalf of the client account and return its JSON answer.
+
+        ``url`` keeps its parameter names (``/contacts/{contact_id}``) and ``path_params`` fills them.
+        A ``payload`` that isn't a string is JSON-encoded, as the API wants the inner body as a string.
+        """
+        operation = AccountOperation(
+            method=method.upper(),
+            url=url,
+            payload=payload if payload is None or isinstance(payload, str) else json.dumps(payload),
+            path_params=dict(path_params or {}),
+            query_params=dict(query_params or {}),
+            headers=dict(headers or {}),
+        )
+        response = await self._client.send(operations.build_operate(account_id, operation))
+        return operations.parse_operation_result(response)
+
+    async def create_sso_user(self, account_id: str, user: SsoUser) -> None:
+        """Add a user to an SSO-enabled client account."""
+        await self._client.send(operations.build_create_sso_user(account_id, user))
+
+    async def unsubscribe_contacts(
+        self,
+        account_id: str,
+        email_addresses: Sequence[str],
+        *,
+        update_source: str = "Account",
+        opt_out_reason: str | None = None,
+        delete_contacts: bool | None = None,
+        global_unsubscribe: bool | None = None,
+    ) -> int:
+        """Unsubscribe up to 500 contacts; returns how many were unsubscribed."""
+        request = UnsubscribeRequest(
+            email_addresses=list(email_addresses),
+            update_source=update_source,
+            opt_out_reason=opt_out_reason,
+            delete_contacts=delete_contacts,
+            global_unsubscribe=global_unsubscribe,
+        )
+        response = await self._client.send(operations.build_unsubscribe_contacts(account_id, request))
+        return operations.parse_unsubscribe_result(response).unsubscribed_count

@@ -1,0 +1,216 @@
+"""The exceptions this SDK raises.
+
+Every exception derives from :class:`CtctError`::
+
+    CtctError
+    ├── ValidationError            bad input, raised before anything is sent (also a ValueError)
+    ├── AuthenticationError        no usable JWT: wrong credentials, token endpoint down, 401 twice
+    ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
+    ├── TransportError             nothing usable came back over the wire
+    │   ├── ConnectError           the request never left: always safe to retry
+    │   └── ResponseError          the request may have been received: retry only what is safe
+    │       └── RequestTimeoutError
+    └── APIError                   the API answered with an error status
+        ├── BadRequestError            400
+        ├── UnauthorizedError          401 (also an AuthenticationError)
+        ├── PermissionDeniedError      403
+        ├── NotFoundError              404
+        ├── ConflictError              409 (create: the login name is taken)
+        ├── UnsupportedMediaTypeError  415 (and 406)
+        ├── ThrottledError             429 ``throttled``: the per-second limit; retried
+        │   └── QuotaExceededError     429 ``quota_exceeded``: the daily limit; never retried
+        └── ServerError                5xx
+            └── ServiceUnavailableError  503 (on create: "stored, processed later")
+
+An :class:`APIError` carries the method, URL, status, the server's ``error_key`` values and messages, and
+the raw body. None of them ever carries a secret: the request headers (JWT, API key, basic auth) are
+never stored on an error, and the URL has its ``api_key`` query parameter redacted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ConnectError",
+    "CtctError",
+    "FieldError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "ThrottledError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
+]
+
+
+class CtctError(Exception):
+    """Base class of every exception the SDK raises on purpose."""
+
+
+class FieldError:
+    """One broken rule: the field (dotted path) and the rule it breaks."""
+
+    __slots__ = ("field", "rule")
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+
+    def __repr__(self) -> str:
+        return f"FieldError({self.field!r}, {self.rule!r})"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldError) and (self.field, self.rule) == (other.field, other.rule)
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.rule))
+
+
+class ValidationError(CtctError, ValueError):
+    """The input breaks a documented rule; nothing was sent.
+
+    ``errors`` lists every broken rule; ``field`` and ``rule`` are the first one's. Values are never
+    quoted, so a password can't leak through the message.
+    """
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        if not errors:
+            raise ValueError("ValidationError needs at least one FieldError")
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+    @property
+    def field(self) -> str:
+        return self.errors[0].field
+
+    @property
+    def rule(self) -> str:
+        return self.errors[0].rule
+
+
+class AuthenticationError(CtctError):
+    """No valid JWT could be had, or the API refused a fresh one."""
+
+
+class RateLimitError(CtctError):
+    """The client-side rate limiter is in fail-fast mode and had no capacity for this call."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransportError(CtctError):
+    """Nothing usable came back: the connection failed, dropped or timed out."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(f"{message} ({method} {url})")
+        self.method = method
+        self.url = url
+
+
+class ConnectError(TransportError):
+    """The connection could not be made, so the request was never sent."""
+
+
+class ResponseError(TransportError):
+    """The request went out but no complete response came back: it may have taken effect."""
+
+
+class RequestTimeoutError(ResponseError):
+    """No complete response within the configured timeout: the request may have taken effect."""
+
+
+class APIError(CtctError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: str,
+        status: int,
+        error_keys: Sequence[str] = (),
+        messages: Sequence[str] = (),
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.error_keys = tuple(error_keys)
+        self.messages = tuple(messages)
+        self.body = body
+        self.retry_after = retry_after
+        pairs = itertools.zip_longest(self.error_keys, self.messages, fillvalue="")
+        detail = "; ".join(f"{k}: {m}" if k and m else k or m for k, m in pairs)
+        super().__init__(f"{method} {url} -> {status}" + (f" ({detail})" if detail else ""))
+
+    @property
+    def error_key(self) -> str | None:
+        """The first ``error_key`` the server sent, if any."""
+        return self.error_keys[0] if self.error_keys else None
+
+
+class BadRequestError(APIError):
+    """400: the server rejected the input."""
+
+
+class UnauthorizedError(APIError, AuthenticationError):
+    """401: the JWT or API key was refused."""
+
+
+class PermissionDeniedError(APIError):
+    """403: missing scope or privilege, or the application is deactivated."""
+
+
+class NotFoundError(APIError):
+    """404: unknown account, partner or topic."""
+
+
+class ConflictError(APIError):
+    """409: the resource conflicts with an existing one (create: the login name is taken)."""
+
+
+class UnsupportedMediaTypeError(APIError):
+    """415 or 406: the content type or accept header was refused."""
+
+
+class ThrottledError(APIError):
+    """429 ``throttled``: over the per-second limit of the API key. Clears within a second."""
+
+
+class QuotaExceededError(ThrottledError):
+    """429 ``quota_exceeded``: the API key's daily quota is spent. ``reset_at`` is the next 00:00 UTC."""
+
+    def __init__(self, *, reset_at: dt.datetime, **kwargs: object) -> None:
+        self.reset_at = reset_at
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}; quota resets at {self.reset_at.isoformat()}"
+
+
+class ServerError(APIError):
+    """5xx: the server failed."""
+
+
+class ServiceUnavailableError(ServerError):
+    """503. On account creation it means the request was stored and will be processed later."""

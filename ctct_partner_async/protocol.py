@@ -1,0 +1,181 @@
+"""The wire protocol without I/O: request and response values, error classification, JWT claims.
+
+Nothing here awaits or touches a socket; the transport and the client feed bytes in and take values out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from . import errors
+
+__all__ = [
+    "JSON_HEADERS",
+    "Request",
+    "Response",
+    "Sender",
+    "decode_json",
+    "encode_json",
+    "error_for",
+    "jwt_claims",
+    "next_utc_midnight",
+    "parse_error_body",
+    "parse_retry_after",
+]
+
+JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
+MAX_ERROR_BODY = 2000
+
+
+@attrs.frozen
+class Request:
+    """One HTTP request, ready to send.
+
+    ``url`` is relative to the API base (``partner/accounts``) or, for pagination links, absolute on the
+    host (``/v3/partner/accounts?offset=...``); the transport resolves it. Credentials are not here: the
+    client adds them when it sends. ``idempotent`` says whether repeating the request can do harm.
+    ``headers`` and ``body`` are kept out of the repr (a body may hold a password).
+    """
+
+    method: str
+    url: str
+    operation: str
+    query: Mapping[str, str] | None = None
+    body: bytes | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = attrs.field(default={}, repr=False)
+    idempotent: bool = True
+
+
+@attrs.frozen
+class Response:
+    """One HTTP response: status, headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=False)
+
+
+class Sender(Protocol):
+    """What a resource facade needs from its client: send a built request, get the successful response."""
+
+    async def send(self, request: Request) -> Response: ...
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_json(response: Response) -> Any:
+    """The JSON body of a successful response (``None`` when empty)."""
+    if not response.body.strip():
+        return None
+    return json.loads(response.body)
+
+
+def parse_error_body(body: bytes) -> tuple[list[str], list[str]]:
+    """The ``error_key`` values and messages of an error body, whatever its shape.
+
+    Accepts the API's array of ``{error_key, error_message}``, a single such object, an OAuth
+    ``{error, error_description}`` object, an empty body and non-JSON (an HTML page from a proxy).
+    """
+    try:
+        data = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return [], []
+    items = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    keys: list[str] = []
+    messages: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        key = item.get("error_key") or item.get("error")
+        message = item.get("error_message") or item.get("error_description") or item.get("message")
+        if key:
+            keys.append(str(key))
+        if message:
+            messages.append(str(message))
+    return keys, messages
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def next_utc_midnight(now: dt.datetime) -> dt.datetime:
+    """The next 00:00 UTC after ``now``: when a daily quota resets."""
+    today = now.astimezone(dt.UTC).date()
+    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+STATUS_ERRORS: Mapping[int, type[errors.APIError]] = {
+    400: errors.BadRequestError,
+    401: errors.UnauthorizedError,
+    403: errors.PermissionDeniedError,
+    404: errors.NotFoundError,
+    406: errors.UnsupportedMediaTypeError,
+    409: errors.ConflictError,
+    415: errors.UnsupportedMediaTypeError,
+    429: errors.ThrottledError,
+    503: errors.ServiceUnavailableError,
+}
+
+
+def error_for(
+    method: str, url: str, response: Response, *, now: dt.datetime | None = None
+) -> errors.APIError:
+    """The exception for an error response: one table from status to class, 429s told apart."""
+    now = now or dt.datetime.now(dt.UTC)
+    keys, messages = parse_error_body(response.body)
+    fields: dict[str, Any] = {
+        "method": method,
+        "url": url,
+        "status": response.status,
+        "error_keys": keys,
+        "messages": messages,
+        "body": response.body[:MAX_ERROR_BODY].decode("utf-8", "replace"),
+        "retry_after": parse_retry_after(response.headers.get("Retry-After"), now),
+    }
+    if response.status == 429 and "quota_exceeded" in keys:
+        return errors.QuotaExceededError(reset_at=next_utc_midnight(now), **fields)
+    cls = STATUS_ERRORS.get(response.status)
+    if cls is None:
+        cls = errors.ServerError if response.status >= 500 else errors.APIError
+    return cls(**fields)
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, decoded without checking its signature (only to read ``exp``).
+
+    Returns ``{}`` for anything that isn't a JWT: an opaque token is not an error.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -1,0 +1,155 @@
+"""The only module that talks aiohttp: one pooled session per client, and aiohttp errors mapped to ours.
+
+The session and its ``TCPConnector`` are created lazily inside the running loop. A session passed in by
+the caller is borrowed: used, never closed. A closed transport can't be reopened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import warnings
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from . import errors
+from ._version import __version__
+from .protocol import Request, Response
+
+__all__ = ["USER_AGENT", "Timeouts", "Transport", "check_url"]
+
+USER_AGENT = f"ctct-partner-async/{__version__} aiohttp/{aiohttp.__version__}"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """Seconds allowed to connect, between reads, and for a whole request (``None``: no limit)."""
+
+    connect: float | None = 10.0
+    read: float | None = 30.0
+    total: float | None = 60.0
+
+    def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect, sock_read=self.read)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, setting: str) -> str:
+    """``url`` if it is https, or http on a loopback host; ``ValidationError`` naming ``setting`` if not."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    rule = "must be an https:// URL (plain http:// only on a loopback host)"
+    raise errors.ValidationError([errors.FieldError(setting, rule)])
+
+
+class Transport:
+    """Sends ``Request`` values over one shared aiohttp connection pool and returns ``Response`` values."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        user_agent: str | None = None,
+    ) -> None:
+        base_url = check_url(base_url, setting="base_url")
+        self._base = base_url if base_url.endswith("/") else base_url + "/"
+        parts = urlsplit(self._base)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._session = session
+        self._owns_session = session is None
+        self._timeouts = timeouts or Timeouts()
+        self._max_connections = max_connections
+        self._default_headers = {"Accept": "application/json", "User-Agent": user_agent or USER_AGENT}
+        self._closed = False
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def url_for(self, request: Request) -> str:
+        """The absolute URL of ``request``, without its query: safe to show in errors and logs."""
+        url = request.url
+        if "://" in url:
+            return url
+        return self._origin + url if url.startswith("/") else self._base + url
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this client is closed; create a new one")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeouts.to_aiohttp())
+        return self._session
+
+    async def send(
+        self,
+        request: Request,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send ``request`` with extra ``headers`` and ``query`` (credentials) and read the whole body."""
+        session = self._get_session()
+        url = self.url_for(request)
+        all_headers = {**self._default_headers, **request.headers, **(headers or {})}
+        params = {**request.query, **query} if request.query and query else request.query or query
+        try:
+            async with session.request(
+                request.method, url, params=params, data=request.body, headers=all_headers
+            ) as resp:
+                body = await resp.read()
+                return Response(resp.status, resp.headers, body)
+        except aiohttp.ClientError as exc:
+            raise _map_error(exc, request.method, url) from exc
+        except TimeoutError as exc:
+            raise errors.RequestTimeoutError(
+                "no complete response in time", method=request.method, url=url
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and self._owns_session and self._session is not None:
+            warnings.warn(
+                "ctct_partner_async client was not closed; use 'async with' or 'await client.aclose()'",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+
+def _map_error(exc: aiohttp.ClientError, method: str, url: str) -> errors.TransportError:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return errors.ConnectError(f"could not connect: {type(exc).__name__}", method=method, url=url)
+    if isinstance(exc, asyncio.TimeoutError):
+        return errors.RequestTimeoutError("no complete response in time", method=method, url=url)
+    return errors.ResponseError(
+        f"connection failed mid-request: {type(exc).__name__}", method=method, url=url
+    )

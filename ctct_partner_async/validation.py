@@ -1,0 +1,256 @@
+"""The documented input rules, checked before anything is sent.
+
+Each ``check_*`` function raises :class:`~ctct_partner_async.errors.ValidationError` listing every rule
+the value breaks, each naming the field and the rule. Messages never quote the value, so a password
+can't leak through them.
+
+Where the vendor's sources disagree we keep the stricter rule and say so: passwords are 8..80 characters
+(the spec; the older guide said 6) and may not contain spaces (the guide; the spec allows them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from collections.abc import Iterator, Sequence
+
+from .errors import FieldError, ValidationError
+from .models import (
+    AccountOperation,
+    Cancellation,
+    NewAccount,
+    PlanChange,
+    PlanType,
+    SsoUser,
+    UnsubscribeRequest,
+)
+
+__all__ = [
+    "check_account_id",
+    "check_cancellation",
+    "check_hook_uri",
+    "check_legacy_plan",
+    "check_list_query",
+    "check_new_account",
+    "check_operation",
+    "check_plan_change",
+    "check_sso_user",
+    "check_topic_id",
+    "check_unsubscribe",
+]
+
+Problems = Iterator[FieldError]
+
+LOGIN_NAME = re.compile(r"[A-Za-z0-9\-_.+@]{6,50}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+COUNTRY = re.compile(r"[A-Za-z]{2,3}")
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
+    "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM AA AE AP".split()
+)
+CA_PROVINCES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT".split())
+BILLING_LOCALES = frozenset({"en_us", "en_gb"})
+UPDATE_SOURCES = frozenset({"Account", "Contact", "System"})
+ACCOUNT_TYPES = frozenset({"all", "managed", "unmanaged"})
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_\-]+")
+PATH_PARAM = re.compile(r"\{([^{}]+)\}")
+MAX_UNSUBSCRIBE = 500
+MAX_HOOK_URI = 512
+
+
+def _raise_if(problems: Problems) -> None:
+    found = list(problems)
+    if found:
+        raise ValidationError(found)
+
+
+def _length(field: str, value: str | None, low: int, high: int) -> Problems:
+    if value is not None and not low <= len(value) <= high:
+        if low:
+            yield FieldError(field, f"must be {low} to {high} characters")
+        else:
+            yield FieldError(field, f"must be at most {high} characters")
+
+
+def _required(field: str, value: str | None) -> Problems:
+    if value is None or not value.strip():
+        yield FieldError(field, "is required")
+
+
+def _new_account_problems(acct: NewAccount) -> Problems:
+    yield from _required("contact_email", acct.contact_email)
+    if acct.contact_email and not EMAIL.fullmatch(acct.contact_email):
+        yield FieldError("contact_email", "must be an email address")
+    yield from _length("contact_email", acct.contact_email, 0, 80)
+    yield from _required("login_name", acct.login_name)
+    if acct.login_name and not LOGIN_NAME.fullmatch(acct.login_name):
+        yield FieldError("login_name", "must be 6 to 50 characters of A-Z a-z 0-9 - _ . + @")
+    yield from _required("country_code", acct.country_code)
+    if acct.country_code and not COUNTRY.fullmatch(acct.country_code):
+        yield FieldError("country_code", "must be a 2-letter ISO 3166-1 code")
+    yield from _state_problems(acct.country_code.upper(), acct.state_code)
+    yield from _password_problems(acct)
+    if acct.website is not None and not acct.website.startswith(("http://", "https://")):
+        yield FieldError("website", "must start with http:// or https://")
+    if acct.billing_locale is not None and acct.billing_locale.lower() not in BILLING_LOCALES:
+        yield FieldError("billing_locale", "must be en_US or en_GB")
+    yield from _length("contact_phone", acct.contact_phone, 5, 25)
+    yield from _length("organization_phone", acct.organization_phone, 5, 25)
+    yield from _length("organization_name", acct.organization_name, 1, 50)
+    yield from _length("first_name", acct.first_name, 2, 80)
+    yield from _length("last_name", acct.last_name, 2, 80)
+    yield from _length("partner_account_id", acct.partner_account_id, 0, 80)
+    yield from _length("external_id", acct.external_id, 0, 255)
+    yield from _length("external_provider", acct.external_provider, 0, 80)
+
+
+def _state_problems(country: str, state: str) -> Problems:
+    known = US_STATES if country == "US" else CA_PROVINCES if country == "CA" else None
+    if known is None:
+        return
+    if not state:
+        yield FieldError("state_code", f"is required when country_code is {country}")
+    elif state.upper() not in known:
+        yield FieldError("state_code", f"must be a {country} state or province code")
+
+
+def _password_problems(acct: NewAccount) -> Problems:
+    external = acct.external_id is not None or acct.external_provider is not None
+    if external and not (acct.external_id and acct.external_provider):
+        yield FieldError("external_id", "external_id and external_provider go together")
+    if acct.password is None:
+        if not external:
+            yield FieldError("password", "is required unless external_id and external_provider are given")
+        return
+    if external:
+        yield FieldError("password", "must not be given with external_id and external_provider")
+    yield from _length("password", acct.password, 8, 80)
+    if any(c in string.whitespace for c in acct.password):
+        yield FieldError("password", "must not contain spaces")
+
+
+def check_new_account(acct: NewAccount) -> None:
+    """Raise ``ValidationError`` if ``acct`` breaks a documented rule of account creation."""
+    _raise_if(_new_account_problems(acct))
+
+
+def _plan_problems(change: PlanChange) -> Problems:
+    if not change.plan_type or not change.plan_type.strip():
+        yield FieldError("plan_type", "is required")
+    elif change.plan_type.upper() == PlanType.TRIAL:
+        yield FieldError("plan_type", "an account can't be moved to TRIAL")
+    day = change.billing_day_of_month
+    if day is not None and not 1 <= day <= 31:
+        yield FieldError("billing_day_of_month", "must be 1 to 31")
+
+
+def check_plan_change(change: PlanChange) -> None:
+    """Raise ``ValidationError`` for a plan change the API would refuse."""
+    _raise_if(_plan_problems(change))
+
+
+def check_legacy_plan(plan_type: int, billing_day_of_month: int | None) -> None:
+    """Raise ``ValidationError`` for a v2 plan change the API would refuse."""
+    problems = []
+    if plan_type < 1:
+        problems.append(FieldError("plan_type", "must be a positive plan number"))
+    if billing_day_of_month is not None and not 1 <= billing_day_of_month <= 31:
+        problems.append(FieldError("billing_day_of_month", "must be 1 to 31"))
+    _raise_if(iter(problems))
+
+
+def _aware(field: str, value: dt.datetime | None) -> Problems:
+    if value is not None and value.tzinfo is None:
+        yield FieldError(field, "must be timezone-aware")
+
+
+def check_cancellation(cancel: Cancellation, *, date_field: str = "effective_date") -> None:
+    """Raise ``ValidationError`` for a cancellation with a bad reason or a naive date."""
+    problems = list(_aware(date_field, cancel.effective_date))
+    if cancel.reason_id is not None and (isinstance(cancel.reason_id, bool) or cancel.reason_id < 1):
+        problems.append(FieldError("reason_id", "must be a positive reason code"))
+    _raise_if(iter(problems))
+
+
+def check_account_id(account_id: str) -> None:
+    """Raise ``ValidationError`` unless ``account_id`` looks like an encoded account id."""
+    if not isinstance(account_id, str) or not ACCOUNT_ID.fullmatch(account_id):
+        raise ValidationError([FieldError("encoded_account_id", "must be letters, digits, - or _")])
+
+
+def check_list_query(account_type: str, page_size: int) -> None:
+    """Raise ``ValidationError`` for an account-list query outside the documented values."""
+    problems = []
+    if account_type not in ACCOUNT_TYPES:
+        problems.append(FieldError("account_type", "must be all, managed or unmanaged"))
+    if not 10 <= page_size <= 50:
+        problems.append(FieldError("page_size", "must be 10 to 50"))
+    _raise_if(iter(problems))
+
+
+def _operation_problems(op: AccountOperation) -> Problems:
+    if op.method.upper() not in HTTP_METHODS:
+        yield FieldError("method", "must be GET, POST, PUT, PATCH or DELETE")
+    if not op.url.startswith("/") or op.url.startswith("/v3/") or "://" in op.url:
+        yield FieldError("url", "must be a v3 path without the base URL, like /contacts/{contact_id}")
+    missing = [name for name in PATH_PARAM.findall(op.url) if name not in op.path_params]
+    if missing:
+        yield FieldError("path_params", f"missing a value for {', '.join(missing)}")
+
+
+def check_operation(op: AccountOperation) -> None:
+    """Raise ``ValidationError`` for an account operation that can't be sent."""
+    _raise_if(_operation_problems(op))
+
+
+def _sso_problems(user: SsoUser) -> Problems:
+    limits = {"first_name": 80, "last_name": 80, "contact_email": 80, "login_name": 50,
+              "external_id": 255, "external_provider": 80, "role_name": 80}  # fmt: skip
+    for name, high in limits.items():
+        value = getattr(user, name)
+        yield from _required(name, value)
+        yield from _length(name, value, 0, high)
+    if user.contact_email and not EMAIL.fullmatch(user.contact_email):
+        yield FieldError("contact_email", "must be an email address")
+
+
+def check_sso_user(user: SsoUser) -> None:
+    """Raise ``ValidationError`` unless every SSO user field is present and within its length."""
+    _raise_if(_sso_problems(user))
+
+
+def _unsubscribe_problems(req: UnsubscribeRequest) -> Problems:
+    count = len(req.email_addresses)
+    if not 1 <= count <= MAX_UNSUBSCRIBE:
+        yield FieldError("email_addresses", f"must hold 1 to {MAX_UNSUBSCRIBE} addresses")
+    for i, address in enumerate(req.email_addresses):
+        if not EMAIL.fullmatch(address):
+            yield FieldError(f"email_addresses[{i}]", "must be an email address")
+    if req.update_source not in UPDATE_SOURCES:
+        yield FieldError("update_source", "must be Account, Contact or System")
+    if req.global_unsubscribe and count != 1:
+        yield FieldError("global_unsubscribe", "allows exactly one address")
+    yield from _length("opt_out_reason", req.opt_out_reason, 0, 255)
+
+
+def check_unsubscribe(req: UnsubscribeRequest) -> None:
+    """Raise ``ValidationError`` for an unsubscribe request the API would refuse."""
+    _raise_if(_unsubscribe_problems(req))
+
+
+def check_topic_id(topic_id: int) -> None:
+    """Raise ``ValidationError`` unless ``topic_id`` is a positive int."""
+    if isinstance(topic_id, bool) or not isinstance(topic_id, int) or topic_id < 1:
+        raise ValidationError([FieldError("topic_id", "must be a positive integer")])
+
+
+def check_hook_uri(hook_uri: str) -> None:
+    """Raise ``ValidationError`` unless ``hook_uri`` is an https URL of at most 512 characters."""
+    problems: Sequence[FieldError] = []
+    if not hook_uri.startswith("https://") or len(hook_uri) <= len("https://"):
+        problems = [FieldError("hook_uri", "must be an https:// URL")]
+    elif len(hook_uri) > MAX_HOOK_URI:
+        problems = [FieldError("hook_uri", f"must be at most {MAX_HOOK_URI} characters")]
+    _raise_if(iter(problems))

@@ -1,0 +1,54 @@
+"""The vendor's OpenAPI (Swagger 2.0) contract, loaded for tests."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATES = [
+    ROOT / "api" / "ctct-v3-partner-openapi.json",
+    ROOT.parent / "shared" / "api" / "ctct-v3-partner-openapi.json",
+]
+
+
+@functools.cache
+def load() -> dict[str, Any]:
+    for path in CANDIDATES:
+        if path.exists():
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+    raise FileNotFoundError("ctct-v3-partner-openapi.json not found in api/ or ../shared/api/")
+
+
+def operation(operation_id: str) -> tuple[str, str, dict[str, Any]]:
+    for path, item in load()["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, dict) and op.get("operationId") == operation_id:
+                return method.upper(), path, op
+    raise KeyError(operation_id)
+
+
+def with_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as a root document whose ``#/definitions/...`` refs resolve."""
+    return {**schema, "definitions": load()["definitions"]}
+
+
+def body_schema(operation_id: str) -> dict[str, Any]:
+    _, _, op = operation(operation_id)
+    (param,) = [p for p in op.get("parameters", []) if p.get("in") == "body"]
+    return with_definitions(param["schema"])
+
+
+def response_schema(operation_id: str, status: str) -> dict[str, Any]:
+    _, _, op = operation(operation_id)
+    return with_definitions(op["responses"][status]["schema"])
+
+
+def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a top-level ``$ref`` into the definitions."""
+    ref = schema.get("$ref")
+    if ref:
+        return load()["definitions"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+    return schema

@@ -1,0 +1,160 @@
+"""Error responses: one class per status, every body shape, 429s told apart, 401 renewed once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ctct_partner_async import errors
+from ctct_partner_async.client import LegacyBillingClient, PartnerClient
+from ctct_partner_async.protocol import Response, error_for, parse_error_body, parse_retry_after
+
+from .conftest import API_KEY, WireServer
+
+STATUS_CLASSES = [
+    (400, errors.BadRequestError),
+    (401, errors.UnauthorizedError),
+    (403, errors.PermissionDeniedError),
+    (404, errors.NotFoundError),
+    (405, errors.APIError),
+    (406, errors.UnsupportedMediaTypeError),
+    (409, errors.ConflictError),
+    (415, errors.UnsupportedMediaTypeError),
+    (429, errors.ThrottledError),
+    (500, errors.ServerError),
+    (502, errors.ServerError),
+    (503, errors.ServiceUnavailableError),
+    (504, errors.ServerError),
+]
+
+
+@pytest.mark.parametrize(("status", "cls"), STATUS_CLASSES)
+def test_status_table(status: int, cls: type[errors.APIError]) -> None:
+    """Each status maps to its class, which carries method, URL, status, keys and body."""
+    body = b'[{"error_key": "k", "error_message": "m"}]'
+    exc = error_for("GET", "https://api.example/v3/x", Response(status, {}, body))
+    assert type(exc) is cls
+    assert (exc.method, exc.url, exc.status, exc.error_keys, exc.messages) == (
+        "GET", "https://api.example/v3/x", status, ("k",), ("m",))  # fmt: skip
+    assert exc.body == body.decode()
+    assert str(exc) == f"GET https://api.example/v3/x -> {status} (k: m)"
+    assert isinstance(exc, errors.CtctError)
+
+
+def test_unauthorized_is_an_authentication_error() -> None:
+    """A 401 can be caught as AuthenticationError."""
+    assert issubclass(errors.UnauthorizedError, errors.AuthenticationError)
+
+
+@pytest.mark.parametrize(
+    ("body", "keys", "messages"),
+    [
+        (
+            b'[{"error_key": "a", "error_message": "A"}, {"error_key": "b", "error_message": "B"}]',
+            ["a", "b"],
+            ["A", "B"],
+        ),
+        (
+            b'{"error_key": "unauthorized", "error_message": "Unauthorized"}',
+            ["unauthorized"],
+            ["Unauthorized"],
+        ),
+        (
+            b'{"error": "invalid_client", "error_description": "bad secret"}',
+            ["invalid_client"],
+            ["bad secret"],
+        ),
+        (b"", [], []),
+        (b"   ", [], []),
+        (b"<html><body>502 Bad Gateway</body></html>", [], []),
+        (b"\xff\xfe not utf8", [], []),
+        (b'"just a string"', [], []),
+        (b"[1, null, {}]", [], []),
+    ],
+    ids=["array", "object", "oauth", "empty", "blank", "html", "binary", "json-string", "junk-array"],
+)
+def test_error_body_shapes(body: bytes, keys: list[str], messages: list[str]) -> None:
+    """The error parser accepts an array, an object, an OAuth object, empty and non-JSON bodies."""
+    assert parse_error_body(body) == (keys, messages)
+    exc = error_for("POST", "u", Response(500, {}, body))
+    assert exc.error_keys == tuple(keys)
+
+
+def test_throttled_and_quota_exceeded_told_apart() -> None:
+    """429 throttled is ThrottledError; 429 quota_exceeded is QuotaExceededError resetting at 00:00 UTC."""
+    now = dt.datetime(2026, 11, 23, 22, 30, tzinfo=dt.UTC)
+    throttled = error_for("GET", "u", Response(429, {}, b'{"error_key": "throttled"}'), now=now)
+    quota = error_for("GET", "u", Response(429, {}, b'{"error_key": "quota_exceeded"}'), now=now)
+    assert type(throttled) is errors.ThrottledError
+    assert isinstance(quota, errors.QuotaExceededError)
+    assert quota.reset_at == dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    assert "2026-11-24T00:00:00+00:00" in str(quota)
+
+
+def test_retry_after_seconds_and_date() -> None:
+    """Retry-After is read as seconds or as an HTTP date, and ignored when unreadable."""
+    now = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)
+    assert parse_retry_after("3", now) == 3.0
+    assert parse_retry_after("Mon, 23 Nov 2026 12:00:05 GMT", now) == 5.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+    exc = error_for("GET", "u", Response(429, {"Retry-After": "2"}, b'{"error_key": "throttled"}'), now=now)
+    assert exc.retry_after == 2.0
+
+
+async def test_error_from_the_wire(wire: WireServer, client: PartnerClient) -> None:
+    """An error answer raises its class with the full URL and the server's keys."""
+    wire.reply(409, [{"error_key": "conflict", "error_message": "login name taken"}])
+    with pytest.raises(errors.ConflictError) as info:
+        await client.accounts.get_plan("abc123")
+    assert info.value.url == f"{wire.url}/v3/partner/accounts/abc123/plan"
+    assert info.value.error_key == "conflict"
+
+
+class CountingTokens:
+    def __init__(self) -> None:
+        self.issued = 0
+        self.invalidated: list[str] = []
+
+    async def get_token(self) -> str:
+        if not self.invalidated or self.invalidated[-1] != f"jwt-{self.issued}":
+            return f"jwt-{self.issued}"
+        self.issued += 1
+        return f"jwt-{self.issued}"
+
+    def invalidate(self, token: str) -> None:
+        self.invalidated.append(token)
+
+
+async def test_401_renews_once_and_replays_once(wire: WireServer) -> None:
+    """A 401 invalidates the refused token, fetches a new one and replays the request with it."""
+    tokens = CountingTokens()
+    wire.reply(401, {"error_key": "unauthorized", "error_message": "Unauthorized"})
+    wire.reply(200, {"plan_type": "GOLD"})
+    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens) as c:
+        plan = await c.accounts.get_plan("abc123")
+    assert plan.plan_type == "GOLD"
+    assert tokens.invalidated == ["jwt-0"]
+    assert [r.headers["Authorization"] for r in wire.requests] == ["jwt-0", "jwt-1"]
+
+
+async def test_second_401_raises(wire: WireServer) -> None:
+    """A second 401 in a row raises UnauthorizedError (an AuthenticationError); no third attempt."""
+    tokens = CountingTokens()
+    wire.reply(401, {"error_key": "unauthorized"})
+    wire.reply(401, {"error_key": "unauthorized"})
+    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens) as c:
+        with pytest.raises(errors.AuthenticationError):
+            await c.webhooks.list()
+    assert len(wire.requests) == 2
+
+
+async def test_legacy_error_url_has_no_api_key(wire: WireServer, legacy: LegacyBillingClient) -> None:
+    """The v2 api_key query parameter never appears in an error's URL or message."""
+    wire.reply(404, [{"error_key": "not_found", "error_message": "no such account"}])
+    with pytest.raises(errors.NotFoundError) as info:
+        await legacy.get_plan("abc123")
+    assert API_KEY not in str(info.value)
+    assert API_KEY not in info.value.url
+    assert "basic-secret-pw" not in repr(info.value.__dict__)
