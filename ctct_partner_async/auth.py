@@ -8,15 +8,40 @@ the client build the client-credentials manager from ``client_id`` and ``client_
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+import attrs
+
 from . import errors
+from .clock import SYSTEM_CLOCK, Clock
 from .tokens import DEFAULT_SCOPE, Token, basic_auth, build_token_request, parse_token_response
 from .transport import Transport
 
-__all__ = ["TokenManager", "TokenProvider", "as_token_provider"]
+__all__ = ["TokenManager", "TokenProvider", "TokenRefresh", "TokenSettings", "as_token_provider"]
+
+
+@attrs.frozen(kw_only=True)
+class TokenSettings:
+    """When to renew the JWT: ``advisory_window`` seconds before expiry a renewal starts in the
+    background while callers keep the still-valid token; ``mandatory_window`` seconds before expiry
+    callers wait for the new one. The token endpoint is never asked more than once per ``min_interval``.
+    """
+
+    advisory_window: float = 300.0
+    mandatory_window: float = 60.0
+    min_interval: float = 1.0
+    scope: str | None = DEFAULT_SCOPE
+
+
+@attrs.frozen(kw_only=True)
+class TokenRefresh:
+    """What ``on_token_refresh`` hears about one token request (never the token itself)."""
+
+    reason: str
+    duration: float
+    outcome: str
+    error: BaseException | None = None
 
 
 @runtime_checkable
@@ -70,19 +95,19 @@ class TokenManager:
         token_url: str,
         client_id: str,
         client_secret: str,
-        scope: str | None = DEFAULT_SCOPE,
-        refresh_margin: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        settings: TokenSettings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        on_token_refresh: Callable[[TokenRefresh], None] | None = None,
     ) -> None:
+        settings = settings or TokenSettings()
         self._transport = transport
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
-        self._scope = scope
-        self._margin = refresh_margin
+        self._scope = settings.scope
+        self._margin = settings.mandatory_window
+        self._on_refresh = on_token_refresh
         self._clock = clock
-        self._wall_clock = wall_clock
         self._token: Token | None = None
         self._lock = asyncio.Lock()
 
@@ -91,7 +116,7 @@ class TokenManager:
 
     def _usable(self) -> str | None:
         token = self._token
-        if token is not None and self._clock() < token.expires_at - self._margin:
+        if token is not None and self._clock.monotonic() < token.expires_at - self._margin:
             return token.value
         return None
 
@@ -123,7 +148,7 @@ class TokenManager:
             )
         try:
             return parse_token_response(
-                response, received_mono=self._clock(), received_wall=self._wall_clock()
+                response, received_mono=self._clock.monotonic(), received_wall=self._clock.time()
             )
         except ValueError as exc:
             raise errors.AuthenticationError(f"token endpoint {self._token_url}: {exc}") from exc

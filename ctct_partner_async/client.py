@@ -17,7 +17,8 @@ import aiohttp
 
 from . import errors, operations
 from .accounts import Accounts
-from .auth import TokenManager, TokenProvider, as_token_provider
+from .auth import TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
+from .clock import SYSTEM_CLOCK, Clock
 from .models import CancelReason, LegacyPlan
 from .protocol import Request, Response, error_for
 from .tokens import DEFAULT_TOKEN_URL, basic_auth
@@ -83,10 +84,13 @@ class PartnerClient(_Client):
         token_url: str = DEFAULT_TOKEN_URL,
         token_provider: TokenProvider | Callable[[], Awaitable[str]] | None = None,
         authorization_prefix: str = "",
+        token_settings: TokenSettings | None = None,
+        on_token_refresh: Callable[[TokenRefresh], None] | None = None,
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts | None = None,
         max_connections: int = 100,
         user_agent: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api_key = _required("api_key", api_key)
         transport = Transport(
@@ -106,6 +110,9 @@ class PartnerClient(_Client):
                 token_url=check_url(token_url, setting="token_url"),
                 client_id=_required("client_id", client_id),
                 client_secret=_required("client_secret", client_secret),
+                settings=token_settings,
+                clock=clock,
+                on_token_refresh=on_token_refresh,
             )
         self.accounts = Accounts(self)
         self.webhooks = Webhooks(self)

@@ -1,0 +1,85 @@
+"""Injected time: whatever sleeps or reads a clock in the SDK takes a ``Clock``.
+
+``SystemClock`` is the real one. ``FakeClock`` is for tests (yours and ours): time stands still until
+``advance()`` moves it, and sleepers wake when the clock reaches their deadline, so expiry and backoff are
+tested in milliseconds. With ``autojump=True`` a ``sleep`` moves the clock itself, like trio's
+autojump clock, so code under test never waits for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """Monotonic time for deadlines, wall time for JWT ``exp`` and quota resets, and sleeping."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clocks and ``asyncio.sleep``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+class FakeClock:
+    """A clock that moves only when told to (or, with ``autojump``, when someone sleeps)."""
+
+    def __init__(self, *, start: float = 1_000.0, wall_start: float = 1_800_000_000.0, autojump: bool = False):
+        self._now = start
+        self._wall_offset = wall_start - start
+        self.autojump = autojump
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self._now + self._wall_offset
+
+    async def sleep(self, seconds: float) -> None:
+        if self.autojump:
+            self.advance(max(0.0, seconds))
+            await asyncio.sleep(0)
+            return
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
+        await future
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose deadline has come."""
+        self._now += seconds
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+
+    @property
+    def sleepers(self) -> int:
+        """How many coroutines are asleep on this clock."""
+        return sum(1 for _, _, f in self._sleepers if not f.done())
