@@ -7,14 +7,15 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from . import operations
+from . import operations, provisioning
+from .clock import SYSTEM_CLOCK, Clock
 from .models import (
     AccountOperation,
     AccountPage,
     AccountSummary,
     Cancellation,
     CancelReason,
-    CreatedAccount,
+    CreateResult,
     NewAccount,
     Plan,
     PlanChange,
@@ -29,8 +30,9 @@ __all__ = ["Accounts"]
 class Accounts:
     """Client accounts under the partner account."""
 
-    def __init__(self, client: Sender) -> None:
+    def __init__(self, client: Sender, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
+        self.reconciler = provisioning.Reconciler(self.pages, clock)
 
     async def pages(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountPage]:
         """Every page of the account list, following ``_links.next.href`` to the end."""
@@ -53,10 +55,27 @@ class Accounts:
             for account in page.accounts:
                 yield account
 
-    async def create(self, account: NewAccount) -> CreatedAccount:
-        """Create a client account. It starts as a 60-day trial (plan ``TRIAL``, status ``Trial``)."""
-        response = await self._client.send(operations.build_create_account(account))
-        return operations.parse_created_account(response)
+    async def create(
+        self, account: NewAccount, *, previously_attempted: bool = False, reconcile_timeout: float = 30.0
+    ) -> CreateResult:
+        """Create a client account; it starts as a 60-day trial (plan ``TRIAL``, status ``Trial``).
+
+        Never creates a duplicate and never reports an account that exists as failed: the result is
+        ``created``, ``reconciled`` (an earlier ambiguous attempt of this call created it; its id is
+        looked up) or ``pending`` (the API stored the request with a 503; see ``resolve``). Any other
+        outcome raises. Set ``previously_attempted`` when an earlier run may have sent this create.
+        """
+        return await provisioning.create_account(
+            self._client,
+            self.reconciler,
+            account,
+            previously_attempted=previously_attempted,
+            reconcile_timeout=reconcile_timeout,
+        )
+
+    async def resolve(self, result: CreateResult, *, wait: float = 60.0) -> CreateResult:
+        """Wait up to ``wait`` seconds for a ``pending`` creation to appear; other results pass through."""
+        return await provisioning.resolve(self.reconciler, result, wait=wait)
 
     async def get_plan(self, account_id: str) -> Plan:
         """The account's billing plan, tiers and status."""

@@ -9,18 +9,21 @@ and parse the answer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Self
 
 import aiohttp
+import attrs
 
 from . import errors, operations
 from .accounts import Accounts
 from .auth import TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
 from .clock import SYSTEM_CLOCK, Clock
+from .hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
 from .models import CancelReason, LegacyPlan
-from .protocol import Request, Response, error_for
+from .policy import RateLimiter, Retrier, RetryPolicy
+from .protocol import AttemptObserver, Request, Response, error_for
 from .tokens import DEFAULT_TOKEN_URL, basic_auth
 from .transport import Timeouts, Transport, check_url
 from .webhooks import Webhooks
@@ -38,10 +41,23 @@ def _required(setting: str, value: str | None) -> str:
 
 
 class _Client:
-    """What both clients share: the transport, the lifecycle and the error check."""
+    """What both clients share: the transport, the lifecycle, and the send pipeline.
 
-    def __init__(self, transport: Transport) -> None:
+    One call is: the retry policy around attempts; one attempt is: credentials, a slot from the rate
+    limiter (which also caps concurrency), one HTTP exchange with the hooks, and the status check.
+    """
+
+    def __init__(self, transport: Transport, options: _Options) -> None:
         self._transport = transport
+        self._clock = options.clock
+        self._limiter = RateLimiter(
+            options.rate_limit, options.max_concurrency, options.clock, max_wait=options.rate_limit_max_wait
+        )
+        self._retrier = Retrier(
+            options.retry_policy or RetryPolicy(), options.clock, on_retry=options.on_retry
+        )
+        self._on_request = options.on_request
+        self._on_response = options.on_response
 
     async def __aenter__(self) -> Self:
         return self
@@ -59,10 +75,84 @@ class _Client:
     def closed(self) -> bool:
         return self._transport.closed
 
-    def _check(self, request: Request, response: Response) -> Response:
-        if response.status >= 400:
-            raise error_for(request.method, self._transport.url_for(request), response)
+    @property
+    def limiter(self) -> RateLimiter:
+        """The client-side rate limiter shared by every call of this client."""
+        return self._limiter
+
+    @property
+    def retries(self) -> int:
+        """How many retries this client has made so far."""
+        return self._retrier.retries
+
+    async def send(self, request: Request, *, on_attempt_error: AttemptObserver | None = None) -> Response:
+        """Send one built request under the retry policy and return the successful response.
+
+        Raises the matching ``CtctError`` when the last attempt fails. ``on_attempt_error`` hears every
+        failed attempt, retried or not.
+        """
+        url = self._transport.url_for(request)
+
+        async def attempt(number: int) -> Response:
+            try:
+                return await self._attempt(request, url, number)
+            except Exception as exc:
+                if on_attempt_error is not None:
+                    on_attempt_error(exc)
+                raise
+
+        return await self._retrier.call(request, url, attempt)
+
+    async def _attempt(self, request: Request, url: str, number: int) -> Response:
+        raise NotImplementedError
+
+    async def _exchange(
+        self,
+        request: Request,
+        url: str,
+        number: int,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
+    ) -> Response:
+        if self._on_request is not None:
+            self._on_request(RequestDetails(request.operation, request.method, url, number))
+        started = self._clock.monotonic()
+        status: int | None = None
+        try:
+            async with self._limiter.slot():
+                response = await self._transport.send(request, headers, query)
+            status = response.status
+        finally:
+            if self._on_response is not None:
+                elapsed = self._clock.monotonic() - started
+                self._on_response(
+                    ResponseDetails(request.operation, request.method, url, number, status, elapsed)
+                )
         return response
+
+    def _check(self, request: Request, url: str, response: Response) -> Response:
+        if response.status < 400:
+            return response
+        error = error_for(
+            request.method, url, response, now=dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
+        )
+        if isinstance(error, errors.ThrottledError) and not isinstance(error, errors.QuotaExceededError):
+            self._limiter.throttled()
+        raise error
+
+
+@attrs.frozen(kw_only=True)
+class _Options:
+    """The pipeline settings both clients take."""
+
+    clock: Clock
+    rate_limit: float | None
+    max_concurrency: int
+    rate_limit_max_wait: float | None
+    retry_policy: RetryPolicy | None
+    on_request: RequestHook | None
+    on_response: ResponseHook | None
+    on_retry: RetryHook | None
 
 
 class PartnerClient(_Client):
@@ -72,6 +162,10 @@ class PartnerClient(_Client):
     from ``token_provider`` if given, else from the client-credentials token endpoint at ``token_url``
     with ``client_id`` and ``client_secret``. ``authorization_prefix`` goes before the JWT: empty by
     default, as the vendor's examples send it; ``"Bearer "`` for the newer token URL.
+
+    ``rate_limit`` (requests per second, ``None`` for no limit) and ``max_concurrency`` bound what this
+    client sends; ``rate_limit_max_wait`` makes a call fail fast with ``RateLimitError`` instead of
+    waiting longer than that for its turn. ``retry_policy`` sets attempts, deadline and backoff.
     """
 
     def __init__(
@@ -86,6 +180,13 @@ class PartnerClient(_Client):
         authorization_prefix: str = "",
         token_settings: TokenSettings | None = None,
         on_token_refresh: Callable[[TokenRefresh], None] | None = None,
+        rate_limit: float | None = 4.0,
+        max_concurrency: int = 64,
+        rate_limit_max_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        on_request: RequestHook | None = None,
+        on_response: ResponseHook | None = None,
+        on_retry: RetryHook | None = log_retry,
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts | None = None,
         max_connections: int = 100,
@@ -100,7 +201,17 @@ class PartnerClient(_Client):
             max_connections=max_connections,
             user_agent=user_agent,
         )
-        super().__init__(transport)
+        options = _Options(
+            clock=clock,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            rate_limit_max_wait=rate_limit_max_wait,
+            retry_policy=retry_policy,
+            on_request=on_request,
+            on_response=on_response,
+            on_retry=on_retry,
+        )
+        super().__init__(transport, options)
         self._prefix = authorization_prefix
         if token_provider is not None:
             self._tokens = as_token_provider(token_provider)
@@ -114,27 +225,24 @@ class PartnerClient(_Client):
                 clock=clock,
                 on_token_refresh=on_token_refresh,
             )
-        self.accounts = Accounts(self)
+        self.accounts = Accounts(self, clock)
         self.webhooks = Webhooks(self)
 
     def __repr__(self) -> str:
         return f"<PartnerClient {self._transport.base_url}>"
 
-    async def send(self, request: Request) -> Response:
-        """Send one built request with credentials; on a 401 renew the token once and replay once.
-
-        Returns the response on success and raises the matching ``APIError`` on an error status.
-        """
+    async def _attempt(self, request: Request, url: str, number: int) -> Response:
+        """One attempt: on a 401 renew the token once and replay once."""
         token = await self._tokens.get_token()
-        response = await self._send_with(request, token)
+        response = await self._exchange(request, url, number, self._credentials(token))
         if response.status == 401:
             self._tokens.invalidate(token)
-            response = await self._send_with(request, await self._tokens.get_token())
-        return self._check(request, response)
+            token = await self._tokens.get_token()
+            response = await self._exchange(request, url, number, self._credentials(token))
+        return self._check(request, url, response)
 
-    async def _send_with(self, request: Request, token: str) -> Response:
-        headers = {"x-api-key": self._api_key, "Authorization": self._prefix + token}
-        return await self._transport.send(request, headers)
+    def _credentials(self, token: str) -> dict[str, str]:
+        return {"x-api-key": self._api_key, "Authorization": self._prefix + token}
 
 
 class LegacyBillingClient(_Client):
@@ -147,10 +255,18 @@ class LegacyBillingClient(_Client):
         password: str,
         api_key: str,
         base_url: str = DEFAULT_LEGACY_URL,
+        rate_limit: float | None = 4.0,
+        max_concurrency: int = 64,
+        rate_limit_max_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        on_request: RequestHook | None = None,
+        on_response: ResponseHook | None = None,
+        on_retry: RetryHook | None = log_retry,
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts | None = None,
         max_connections: int = 100,
         user_agent: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._auth = {
             "Authorization": basic_auth(_required("username", username), _required("password", password))
@@ -163,15 +279,25 @@ class LegacyBillingClient(_Client):
                 timeouts=timeouts,
                 max_connections=max_connections,
                 user_agent=user_agent,
-            )
+            ),
+            _Options(
+                clock=clock,
+                rate_limit=rate_limit,
+                max_concurrency=max_concurrency,
+                rate_limit_max_wait=rate_limit_max_wait,
+                retry_policy=retry_policy,
+                on_request=on_request,
+                on_response=on_response,
+                on_retry=on_retry,
+            ),
         )
 
     def __repr__(self) -> str:
         return f"<LegacyBillingClient {self._transport.base_url}>"
 
-    async def send(self, request: Request) -> Response:
-        """Send one built request with the basic credentials and API key; raise on an error status."""
-        return self._check(request, await self._transport.send(request, self._auth, self._query))
+    async def _attempt(self, request: Request, url: str, number: int) -> Response:
+        """One attempt with the basic credentials and the API key."""
+        return self._check(request, url, await self._exchange(request, url, number, self._auth, self._query))
 
     async def get_plan(self, account_id: str) -> LegacyPlan:
         """The account's billing plan (``plan_type`` 1 is the trial)."""

@@ -46,7 +46,9 @@ SYSTEM_CLOCK = SystemClock()
 class FakeClock:
     """A clock that moves only when told to (or, with ``autojump``, when someone sleeps)."""
 
-    def __init__(self, *, start: float = 1_000.0, wall_start: float = 1_800_000_000.0, autojump: bool = False):
+    def __init__(
+        self, *, start: float = 1_000.0, wall_start: float = 1_800_000_000.0, autojump: bool = False
+    ):
         self._now = start
         self._wall_offset = wall_start - start
         self.autojump = autojump

@@ -21,6 +21,8 @@ __all__ = [
     "BillingStatus",
     "CancelReason",
     "Cancellation",
+    "CreateResult",
+    "CreateStatus",
     "CreatedAccount",
     "LegacyPlan",
     "NewAccount",
@@ -116,6 +118,36 @@ class CreatedAccount:
 
     encoded_account_id: str
     provision_uuid: str | None = None
+
+
+class CreateStatus(enum.StrEnum):
+    """How an account creation ended (a failure raises instead)."""
+
+    CREATED = "created"
+    """This call created the account."""
+    RECONCILED = "reconciled"
+    """An earlier, ambiguous attempt of this call created it; the id was found in the account list."""
+    PENDING = "pending"
+    """The API stored the request (503) and will create the account later; no id yet."""
+
+
+@attrs.frozen(kw_only=True)
+class CreateResult:
+    """The outcome of ``accounts.create``: created, reconciled or pending, with the id once known."""
+
+    status: CreateStatus
+    login_name: str
+    organization_name: str | None = None
+    encoded_account_id: str | None = None
+    provision_uuid: str | None = None
+    attempts: int = 1
+    deferred: bool = False
+    """True when the account came from a request the API stored (503) and processed later."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the account exists and its id is known."""
+        return self.encoded_account_id is not None
 
 
 @attrs.frozen(kw_only=True)

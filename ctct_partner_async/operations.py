@@ -29,9 +29,17 @@ ACCOUNTS = "partner/accounts"
 WEBHOOKS = "partner/webhooks/subscriptions"
 
 
-def _json_request(method: str, url: str, operation: str, body: Any, *, idempotent: bool = True) -> Request:
+def _json_request(
+    method: str, url: str, operation: str, body: Any, *, idempotent: bool = True, reconcilable: bool = False
+) -> Request:
     return Request(
-        method, url, operation, body=encode_json(body), headers=JSON_HEADERS, idempotent=idempotent
+        method,
+        url,
+        operation,
+        body=encode_json(body),
+        headers=JSON_HEADERS,
+        idempotent=idempotent,
+        reconcilable=reconcilable,
     )
 
 
@@ -67,7 +75,8 @@ def parse_account_page(response: Response) -> AccountPage:
 
 def build_create_account(account: NewAccount) -> Request:
     validation.check_new_account(account)
-    return _json_request("POST", ACCOUNTS, "create_account", serde.unstructure(account), idempotent=False)
+    body = serde.unstructure(account)
+    return _json_request("POST", ACCOUNTS, "create_account", body, idempotent=False, reconcilable=True)
 
 
 def parse_created_account(response: Response) -> CreatedAccount:

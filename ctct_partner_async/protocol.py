@@ -10,7 +10,7 @@ import binascii
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -19,6 +19,7 @@ from . import errors
 
 __all__ = [
     "JSON_HEADERS",
+    "AttemptObserver",
     "Request",
     "Response",
     "Sender",
@@ -41,7 +42,9 @@ class Request:
 
     ``url`` is relative to the API base (``partner/accounts``) or, for pagination links, absolute on the
     host (``/v3/partner/accounts?offset=...``); the transport resolves it. Credentials are not here: the
-    client adds them when it sends. ``idempotent`` says whether repeating the request can do harm.
+    client adds them when it sends. ``idempotent`` says repeating the request can do no harm;
+    ``reconcilable`` says a repeat can do harm but its outcome can be reconciled (account creation: a
+    409 after an ambiguous attempt is looked up, not reported).
     ``headers`` and ``body`` are kept out of the repr (a body may hold a password).
     """
 
@@ -52,6 +55,7 @@ class Request:
     body: bytes | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(default={}, repr=False)
     idempotent: bool = True
+    reconcilable: bool = False
 
 
 @attrs.frozen
@@ -63,10 +67,18 @@ class Response:
     body: bytes = attrs.field(repr=False)
 
 
-class Sender(Protocol):
-    """What a resource facade needs from its client: send a built request, get the successful response."""
+AttemptObserver = Callable[[BaseException], None]
 
-    async def send(self, request: Request) -> Response: ...
+
+class Sender(Protocol):
+    """What a resource facade needs from its client: send a built request, get the successful response.
+
+    ``on_attempt_error`` hears every failed attempt, including those the client then retried.
+    """
+
+    async def send(
+        self, request: Request, *, on_attempt_error: AttemptObserver | None = None
+    ) -> Response: ...
 
 
 def encode_json(value: Any) -> bytes:

@@ -85,13 +85,19 @@ async def client(wire: WireServer) -> AsyncIterator[PartnerClient]:
     async def token() -> str:
         return JWT
 
-    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=token) as c:
+    async with PartnerClient(
+        api_key=API_KEY, base_url=wire.url + "/v3", token_provider=token, rate_limit=None
+    ) as c:
         yield c
 
 
 @pytest.fixture
 async def legacy(wire: WireServer) -> AsyncIterator[LegacyBillingClient]:
     async with LegacyBillingClient(
-        username="partner-user", password="basic-secret-pw", api_key=API_KEY, base_url=wire.url + "/v2"
+        username="partner-user",
+        password="basic-secret-pw",
+        api_key=API_KEY,
+        base_url=wire.url + "/v2",
+        rate_limit=None,
     ) as c:
         yield c

@@ -132,7 +132,9 @@ async def test_401_renews_once_and_replays_once(wire: WireServer) -> None:
     tokens = CountingTokens()
     wire.reply(401, {"error_key": "unauthorized", "error_message": "Unauthorized"})
     wire.reply(200, {"plan_type": "GOLD"})
-    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens) as c:
+    async with PartnerClient(
+        api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens, rate_limit=None
+    ) as c:
         plan = await c.accounts.get_plan("abc123")
     assert plan.plan_type == "GOLD"
     assert tokens.invalidated == ["jwt-0"]
@@ -144,7 +146,9 @@ async def test_second_401_raises(wire: WireServer) -> None:
     tokens = CountingTokens()
     wire.reply(401, {"error_key": "unauthorized"})
     wire.reply(401, {"error_key": "unauthorized"})
-    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens) as c:
+    async with PartnerClient(
+        api_key=API_KEY, base_url=wire.url + "/v3", token_provider=tokens, rate_limit=None
+    ) as c:
         with pytest.raises(errors.AuthenticationError):
             await c.webhooks.list()
     assert len(wire.requests) == 2

@@ -232,7 +232,7 @@ async def test_authorization_prefix_is_a_setting(wire: WireServer, prefix: str) 
     async def token() -> str:
         return JWT
 
-    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=token,
+    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=token, rate_limit=None,
                              authorization_prefix=prefix) as c:  # fmt: skip
         await c.webhooks.list()
     assert wire.last.headers["Authorization"] == prefix + JWT

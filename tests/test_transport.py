@@ -12,10 +12,13 @@ from aiohttp import web
 from aioresponses import aioresponses
 
 from ctct_partner_async import PartnerClient, __version__, errors
+from ctct_partner_async.policy import RetryPolicy
 from ctct_partner_async.protocol import Request
 from ctct_partner_async.transport import Timeouts, Transport
 
 from .conftest import API_KEY, WireServer
+
+NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 async def _token() -> str:
@@ -61,7 +64,7 @@ def test_missing_credentials_named() -> None:
 
 async def test_one_pool_shared_by_concurrent_calls(wire: WireServer) -> None:
     """Concurrent calls share one session and one connector, limited to max_connections sockets."""
-    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token,
+    async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None,
                              max_connections=3) as client:  # fmt: skip
         await asyncio.gather(*(client.webhooks.list() for _ in range(20)))
         session = client._transport._session
@@ -76,7 +79,7 @@ async def test_one_pool_shared_by_concurrent_calls(wire: WireServer) -> None:
 async def test_borrowed_session_is_never_closed(wire: WireServer) -> None:
     """A session passed in by the caller is used and left open."""
     async with aiohttp.ClientSession() as session:
-        async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token,
+        async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None,
                                  session=session) as client:  # fmt: skip
             await client.webhooks.list()
         assert client.closed
@@ -86,7 +89,7 @@ async def test_borrowed_session_is_never_closed(wire: WireServer) -> None:
 
 async def test_closed_client_cannot_be_reused(wire: WireServer) -> None:
     """aclose is idempotent and a closed client refuses new calls."""
-    client = PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token)
+    client = PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None)
     await client.webhooks.list()
     await client.aclose()
     await client.aclose()
@@ -96,7 +99,7 @@ async def test_closed_client_cannot_be_reused(wire: WireServer) -> None:
 
 async def test_unclosed_client_warns(wire: WireServer) -> None:
     """A client dropped without being closed warns with a ResourceWarning."""
-    client = PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token)
+    client = PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None)
     await client.webhooks.list()
     session = client._transport._session
     assert session is not None
@@ -115,7 +118,7 @@ def _closed_port() -> int:
 async def test_connect_error_when_nothing_listens() -> None:
     """A refused connection is a ConnectError: the request never left."""
     async with PartnerClient(api_key=API_KEY, base_url=f"http://127.0.0.1:{_closed_port()}/v3",
-                             token_provider=_token) as client:  # fmt: skip
+                             token_provider=_token, retry_policy=NO_RETRY) as client:  # fmt: skip
         with pytest.raises(errors.ConnectError):
             await client.webhooks.list()
 
@@ -136,7 +139,7 @@ async def test_read_timeout_is_request_timeout_error() -> None:
     try:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/v3"
         async with PartnerClient(api_key=API_KEY, base_url=url, token_provider=_token,
-                                 timeouts=Timeouts(read=0.02)) as client:  # fmt: skip
+                                 timeouts=Timeouts(read=0.02), retry_policy=NO_RETRY) as client:  # fmt: skip
             with pytest.raises(errors.RequestTimeoutError):
                 await client.webhooks.list()
     finally:

@@ -1,0 +1,67 @@
+"""Instrumentation: frozen detail objects handed to ``on_request``, ``on_response`` and ``on_retry``.
+
+None of them holds a credential: URLs are shown without their query, headers and bodies are never
+included. The default ``on_retry`` hook logs through the ``ctct_partner_async`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import attrs
+
+__all__ = ["RequestDetails", "ResponseDetails", "RetryDetails", "log_retry"]
+
+logger = logging.getLogger("ctct_partner_async")
+
+
+@attrs.frozen
+class RequestDetails:
+    """A request about to be sent (``attempt`` counts from 1)."""
+
+    operation: str
+    method: str
+    url: str
+    attempt: int
+
+
+@attrs.frozen
+class ResponseDetails:
+    """A response received, or a transport error (``status`` is ``None`` then)."""
+
+    operation: str
+    method: str
+    url: str
+    attempt: int
+    status: int | None
+    elapsed: float
+
+
+@attrs.frozen
+class RetryDetails:
+    """A failed attempt that will be retried after ``wait`` seconds."""
+
+    operation: str
+    method: str
+    url: str
+    attempt: int
+    wait: float
+    error: str
+
+
+RequestHook = Callable[[RequestDetails], None]
+ResponseHook = Callable[[ResponseDetails], None]
+RetryHook = Callable[[RetryDetails], None]
+
+
+def log_retry(details: RetryDetails) -> None:
+    """The default ``on_retry`` hook: one INFO line per retry, without secrets."""
+    logger.info(
+        "retrying %s %s (attempt %d failed: %s) in %.2fs",
+        details.method,
+        details.url,
+        details.attempt,
+        details.error,
+        details.wait,
+    )

@@ -1,0 +1,194 @@
+"""Safe account creation: never a duplicate, never a lost account.
+
+Account creation has no idempotency key. A timeout, a dropped connection or a 5xx after the request was
+sent is ambiguous: the account may exist. The client retries such a create (see ``policy.decide``), and
+if a retry then meets 409 (login name taken) *after an ambiguous attempt of the same call*, the account
+is ours: the ``Reconciler`` finds its id in the account list and the result says ``reconciled``. A 409
+with no earlier ambiguous attempt is a real conflict and raises ``ConflictError``.
+
+A 503 means the API stored the request and will create the account later: it is never resent. The
+result says ``pending``; ``resolve`` waits for the account to appear in the list.
+
+The list does not return login names, only ``site_owner_name`` (the account's user name) and
+``organization_name``. An account is matched by ``site_owner_name`` equal to its login name (case
+insensitive) and, failing that, by an ``organization_name`` that exactly one listed account has.
+One sweep of the list serves every waiter that registered before it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import attrs
+
+from . import errors, operations
+from .clock import Clock
+from .models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
+from .protocol import Sender
+
+__all__ = ["AccountIndex", "Reconciler", "create_account", "is_ambiguous", "resolve"]
+
+
+def is_ambiguous(error: BaseException) -> bool:
+    """Whether a failed create attempt may nonetheless have created the account."""
+    if isinstance(error, errors.ServiceUnavailableError):
+        return False
+    return isinstance(error, errors.ResponseError | errors.ServerError)
+
+
+@attrs.frozen
+class AccountIndex:
+    """The account list, indexed for matching."""
+
+    by_owner: dict[str, AccountSummary]
+    by_organization: dict[str, list[AccountSummary]]
+
+    @classmethod
+    def build(cls, accounts: Iterable[AccountSummary]) -> AccountIndex:
+        by_owner: dict[str, AccountSummary] = {}
+        by_org: dict[str, list[AccountSummary]] = {}
+        for acct in accounts:
+            if acct.site_owner_name:
+                by_owner[acct.site_owner_name.lower()] = acct
+            if acct.organization_name:
+                by_org.setdefault(acct.organization_name, []).append(acct)
+        return cls(by_owner, by_org)
+
+    def match(self, login_name: str, organization_name: str | None) -> AccountSummary | None:
+        """The account created for ``login_name``, if the list shows it unambiguously."""
+        hit = self.by_owner.get(login_name.lower())
+        if hit is not None or not organization_name:
+            return hit
+        candidates = self.by_organization.get(organization_name, [])
+        return candidates[0] if len(candidates) == 1 else None
+
+
+class _LeaderGoneError(Exception):
+    """The coroutine sweeping the list was cancelled; a follower takes over."""
+
+
+class Reconciler:
+    """Finds accounts in the list, with one sweep at a time shared by every waiter."""
+
+    def __init__(
+        self, pages: Callable[[], AsyncIterator[AccountPage]], clock: Clock, *, interval: float = 2.0
+    ):
+        self._pages = pages
+        self._clock = clock
+        self._interval = interval
+        self._sweep: asyncio.Future[AccountIndex] | None = None
+        self._sweep_started = 0.0
+        self.sweeps = 0
+
+    async def find(
+        self, login_name: str, organization_name: str | None, *, wait: float
+    ) -> AccountSummary | None:
+        """The listed account made for ``login_name``, looking every ``interval`` for up to ``wait`` s."""
+        deadline = self._clock.monotonic() + wait
+        while True:
+            index = await self.index(not_before=self._clock.monotonic())
+            hit = index.match(login_name, organization_name)
+            remaining = deadline - self._clock.monotonic()
+            if hit is not None or remaining <= 0:
+                return hit
+            await self._clock.sleep(min(self._interval, remaining))
+
+    async def index(self, *, not_before: float) -> AccountIndex:
+        """An index from a sweep that started at ``not_before`` or later (joining one if it runs)."""
+        while True:
+            sweep, started = self._sweep, self._sweep_started
+            if sweep is None:
+                return await self._lead()
+            with contextlib.suppress(_LeaderGoneError):
+                index = await asyncio.shield(sweep)
+                if started >= not_before:
+                    return index
+
+    async def _lead(self) -> AccountIndex:
+        sweep: asyncio.Future[AccountIndex] = asyncio.get_running_loop().create_future()
+        self._sweep, self._sweep_started = sweep, self._clock.monotonic()
+        self.sweeps += 1
+        try:
+            index = AccountIndex.build([acct async for page in self._pages() for acct in page.accounts])
+        except BaseException as exc:
+            sweep.set_exception(exc if isinstance(exc, Exception) else _LeaderGoneError())
+            sweep.exception()  # retrieved: followers may be none
+            raise
+        else:
+            sweep.set_result(index)
+            return index
+        finally:
+            self._sweep = None
+
+
+async def create_account(
+    client: Sender,
+    reconciler: Reconciler,
+    account: NewAccount,
+    *,
+    previously_attempted: bool = False,
+    reconcile_timeout: float = 30.0,
+) -> CreateResult:
+    """Create ``account`` safely; see the module docstring for the guarantees.
+
+    ``previously_attempted`` says an earlier call may have sent this create already (a bulk job resuming
+    after a crash): a 409 is then reconciled rather than reported.
+    """
+    failures: list[BaseException] = []
+    request = operations.build_create_account(account)
+    try:
+        response = await client.send(request, on_attempt_error=failures.append)
+    except errors.ConflictError:
+        if not (previously_attempted or any(is_ambiguous(f) for f in failures)):
+            raise
+        return await _reconcile(reconciler, account, len(failures) + 1, reconcile_timeout)
+    except errors.ServiceUnavailableError:
+        return CreateResult(
+            status=CreateStatus.PENDING,
+            login_name=account.login_name,
+            organization_name=account.organization_name,
+            attempts=len(failures),
+        )
+    created = operations.parse_created_account(response)
+    return CreateResult(
+        status=CreateStatus.CREATED,
+        login_name=account.login_name,
+        organization_name=account.organization_name,
+        encoded_account_id=created.encoded_account_id,
+        provision_uuid=created.provision_uuid,
+        attempts=len(failures) + 1,
+    )
+
+
+async def _reconcile(reconciler: Reconciler, account: NewAccount, attempts: int, wait: float) -> CreateResult:
+    hit = await reconciler.find(account.login_name, account.organization_name, wait=wait)
+    if hit is None:
+        raise errors.ConflictError(
+            method="POST",
+            url="partner/accounts",
+            status=409,
+            messages=[
+                f"login name taken, and no listed account matches {account.login_name!r} after {wait}s"
+            ],
+        )
+    return CreateResult(
+        status=CreateStatus.RECONCILED,
+        login_name=account.login_name,
+        organization_name=account.organization_name,
+        encoded_account_id=hit.encoded_account_id,
+        attempts=attempts,
+    )
+
+
+async def resolve(reconciler: Reconciler, result: CreateResult, *, wait: float) -> CreateResult:
+    """Wait up to ``wait`` seconds for a pending creation to show in the list; the result, resolved or not."""
+    if result.status is not CreateStatus.PENDING:
+        return result
+    hit = await reconciler.find(result.login_name, result.organization_name, wait=wait)
+    if hit is None:
+        return result
+    return attrs.evolve(
+        result, status=CreateStatus.CREATED, encoded_account_id=hit.encoded_account_id, deferred=True
+    )

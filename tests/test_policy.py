@@ -1,0 +1,288 @@
+"""The retry decision, backoff, budget and the adaptive rate limiter, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import tenacity
+
+from ctct_partner_async import errors
+from ctct_partner_async.clock import FakeClock
+from ctct_partner_async.hooks import RetryDetails
+from ctct_partner_async.policy import RateLimiter, Retrier, RetryPolicy, decide
+from ctct_partner_async.protocol import Request
+
+GET = Request("GET", "partner/accounts", "list_accounts")
+PUT = Request("PUT", "partner/accounts/a/plan", "update_plan")
+CREATE = Request("POST", "partner/accounts", "create_account", idempotent=False, reconcilable=True)
+SSO = Request("POST", "partner/accounts/a/users/sso", "create_sso_user", idempotent=False)
+POLICY = RetryPolicy()
+
+
+def api(cls: type[errors.APIError], status: int, **kw: object) -> errors.APIError:
+    return cls(method="GET", url="u", status=status, **kw)  # type: ignore[arg-type]
+
+
+def transport(cls: type[errors.TransportError]) -> errors.TransportError:
+    return cls("x", method="GET", url="u")
+
+
+CASES = [
+    # error, GET, CREATE, SSO (non-idempotent, not reconcilable)
+    (transport(errors.ConnectError), True, True, True),
+    (transport(errors.ResponseError), True, True, False),
+    (transport(errors.RequestTimeoutError), True, True, False),
+    (api(errors.ServerError, 500), True, True, False),
+    (api(errors.ServerError, 502), True, True, False),
+    (api(errors.ServerError, 504), True, True, False),
+    (api(errors.ServiceUnavailableError, 503), True, False, False),
+    (api(errors.ThrottledError, 429, error_keys=["throttled"]), True, True, True),
+    (api(errors.BadRequestError, 400), False, False, False),
+    (api(errors.ConflictError, 409), False, False, False),
+    (api(errors.NotFoundError, 404), False, False, False),
+    (api(errors.UnauthorizedError, 401), False, False, False),
+    (errors.ValidationError([errors.FieldError("f", "r")]), False, False, False),
+    (asyncio.CancelledError(), False, False, False),
+    (RuntimeError("a bug"), False, False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "get", "create", "sso"), CASES, ids=[type(c[0]).__name__ + str(i) for i, c in enumerate(CASES)]
+)
+def test_decision_table(error: BaseException, get: bool, create: bool, sso: bool) -> None:
+    """Connect errors always retry; ambiguous failures only when safe; 4xx and bugs never; 503 never on create."""
+    assert decide(error, GET, POLICY).retry is get
+    assert decide(error, PUT, POLICY).retry is get
+    assert decide(error, CREATE, POLICY).retry is create
+    assert decide(error, SSO, POLICY).retry is sso
+
+
+def test_quota_exceeded_is_never_retried() -> None:
+    """quota_exceeded is never retried, even though it is a 429."""
+    import datetime as dt
+
+    quota = errors.QuotaExceededError(
+        reset_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), method="GET", url="u", status=429
+    )
+    assert not decide(quota, GET, POLICY).retry
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    """A Retry-After on a throttled 429 sets the wait, capped by the policy."""
+    assert decide(api(errors.ThrottledError, 429, retry_after=3.0), GET, POLICY).wait == 3.0
+    assert (
+        decide(api(errors.ThrottledError, 429, retry_after=3600.0), GET, POLICY).wait
+        == POLICY.retry_after_cap
+    )
+    assert decide(api(errors.ThrottledError, 429), GET, POLICY).wait is None
+
+
+def test_full_jitter_backoff_bounds() -> None:
+    """The default backoff is uniform in [0, min(max, initial * 2**(n-1))]."""
+    retrier = Retrier(
+        RetryPolicy(backoff_initial=0.5, backoff_max=4.0), FakeClock(), on_retry=None, rng=random.Random(1)
+    )
+    error = transport(errors.ConnectError)
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
+        waits = [retrier.backoff(GET, error, attempt) for _ in range(200)]
+        assert min(waits) >= 0 and max(waits) <= ceiling
+        assert max(waits) > ceiling * 0.8  # spread over the whole range
+
+
+class Script:
+    """An attempt function that fails with the given errors, then succeeds."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures = list(failures)
+        self.attempts: list[int] = []
+
+    async def __call__(self, number: int) -> str:
+        self.attempts.append(number)
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+async def test_retries_until_success_on_the_fake_clock() -> None:
+    """Retryable failures are retried with backoff slept on the injected clock, then the result returns."""
+    clock = FakeClock(autojump=True)
+    seen: list[RetryDetails] = []
+    retrier = Retrier(POLICY, clock, on_retry=seen.append)
+    script = Script(
+        api(errors.ServerError, 500), transport(errors.ConnectError), api(errors.ThrottledError, 429)
+    )
+    assert await retrier.call(GET, "https://x/v3/partner/accounts", script) == "ok"
+    assert script.attempts == [1, 2, 3, 4]
+    assert [d.attempt for d in seen] == [1, 2, 3]
+    assert all(d.url == "https://x/v3/partner/accounts" and d.operation == "list_accounts" for d in seen)
+    assert clock.monotonic() > 1000.0
+    assert retrier.retries == 3
+
+
+async def test_attempt_cap() -> None:
+    """No more than max_attempts attempts; the last error is raised as it is."""
+    retrier = Retrier(RetryPolicy(max_attempts=3), FakeClock(autojump=True), on_retry=None)
+    script = Script(*[api(errors.ServerError, 500) for _ in range(10)])
+    with pytest.raises(errors.ServerError):
+        await retrier.call(GET, "u", script)
+    assert script.attempts == [1, 2, 3]
+
+
+async def test_deadline() -> None:
+    """No retry starts after the overall deadline."""
+    clock = FakeClock(autojump=True)
+    retrier = Retrier(
+        RetryPolicy(max_attempts=100, deadline=10.0, backoff_initial=4.0, backoff_max=4.0),
+        clock,
+        on_retry=None,
+        rng=random.Random(0),
+    )
+    script = Script(*[transport(errors.ConnectError) for _ in range(100)])
+    with pytest.raises(errors.ConnectError):
+        await retrier.call(GET, "u", script)
+    assert 2 < len(script.attempts) < 100
+    assert clock.monotonic() - 1000.0 <= 10.0 + 4.0
+
+
+async def test_non_retryable_raises_at_once() -> None:
+    """A 400 or quota_exceeded is raised after one attempt, with no sleep."""
+    clock = FakeClock()
+    retrier = Retrier(POLICY, clock, on_retry=None)
+    for error in [api(errors.BadRequestError, 400), api(errors.ConflictError, 409)]:
+        script = Script(error)
+        with pytest.raises(type(error)):
+            await retrier.call(GET, "u", script)
+        assert script.attempts == [1]
+    assert clock.monotonic() == 1000.0
+
+
+async def test_budget_limits_retries_in_an_outage() -> None:
+    """When the budget is spent, failures are raised without retry; throttles don't spend it."""
+    retrier = Retrier(
+        RetryPolicy(budget_reserve=2, budget_ratio=0.0, max_attempts=10),
+        FakeClock(autojump=True),
+        on_retry=None,
+    )
+    outage = Script(*[api(errors.ServerError, 500) for _ in range(10)])
+    with pytest.raises(errors.ServerError):
+        await retrier.call(GET, "u", outage)
+    assert outage.attempts == [1, 2, 3]  # two retries from the reserve
+    again = Script(api(errors.ServerError, 500))
+    with pytest.raises(errors.ServerError):
+        await retrier.call(GET, "u", again)
+    assert again.attempts == [1]
+    throttled = Script(*[api(errors.ThrottledError, 429) for _ in range(3)])
+    assert await retrier.call(GET, "u", throttled) == "ok"
+
+
+async def test_success_path_never_builds_tenacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call that succeeds first time never constructs AsyncRetrying."""
+
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("AsyncRetrying built on the success path")
+
+    monkeypatch.setattr(tenacity, "AsyncRetrying", boom)
+    retrier = Retrier(POLICY, FakeClock(), on_retry=None)
+    assert await retrier.call(GET, "u", Script()) == "ok"
+
+
+async def test_cancellation_during_backoff_is_not_retried() -> None:
+    """Cancelling a call asleep in backoff cancels it at once and leaves no sleeper behind."""
+    clock = FakeClock()
+    retrier = Retrier(POLICY, clock, on_retry=None)
+    script = Script(*[api(errors.ServerError, 500) for _ in range(5)])
+    task = asyncio.create_task(retrier.call(GET, "u", script))
+    while clock.sleepers == 0:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert clock.sleepers == 0
+    assert script.attempts == [1]
+
+
+async def test_limiter_spaces_requests() -> None:
+    """At rate r the limiter lets one request through every 1/r seconds, in arrival order."""
+    clock = FakeClock()
+    limiter = RateLimiter(4.0, 100, clock)
+    started: list[float] = []
+
+    async def one() -> None:
+        async with limiter.slot():
+            started.append(clock.monotonic())
+
+    tasks = [asyncio.create_task(one()) for _ in range(8)]
+    for _ in range(40):
+        await asyncio.sleep(0)
+        clock.advance(0.05)
+    await asyncio.gather(*tasks)
+    gaps = [round(b - a, 6) for a, b in zip(started, started[1:], strict=False)]
+    assert all(gap >= 0.25 - 1e-9 for gap in gaps)
+    assert started[-1] - started[0] == pytest.approx(7 * 0.25, abs=0.06)
+
+
+def test_limiter_adapts_to_throttling_and_recovers() -> None:
+    """A throttle halves the rate; it climbs back to the configured rate over the recovery time."""
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, 10, clock, recovery_time=10.0)
+    assert limiter.rate == 10.0
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(5.0)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(2.5)
+    clock.advance(5.0)
+    assert limiter.rate == pytest.approx(6.25)
+    clock.advance(10.0)
+    assert limiter.rate == 10.0
+    assert limiter.throttles == 2
+
+
+async def test_limiter_fail_fast() -> None:
+    """With max_wait, a caller that would wait longer gets RateLimitError with retry_after, and no slot is taken."""
+    clock = FakeClock()
+    limiter = RateLimiter(2.0, 10, clock, max_wait=0.0)
+    async with limiter.slot():
+        pass
+    with pytest.raises(errors.RateLimitError) as info:
+        async with limiter.slot():
+            pass
+    assert info.value.retry_after == pytest.approx(0.5)
+    clock.advance(0.5)
+    async with limiter.slot():
+        pass
+
+
+async def test_limiter_fail_fast_when_saturated() -> None:
+    """With max_wait, a caller finding every in-flight slot taken fails fast instead of queueing."""
+    limiter = RateLimiter(None, 1, FakeClock(), max_wait=0.0)
+    async with limiter.slot():
+        with pytest.raises(errors.RateLimitError, match="concurrency"):
+            async with limiter.slot():
+                pass
+
+
+async def test_limiter_caps_concurrency() -> None:
+    """No more than max_concurrency holders at once; with no rate limit nothing else waits."""
+    limiter = RateLimiter(None, 3, FakeClock())
+    inside = peak = 0
+
+    async def one() -> None:
+        nonlocal inside, peak
+        async with limiter.slot():
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(one() for _ in range(20)))
+    assert peak == 3
+
+
+@pytest.mark.parametrize(("rate", "concurrency"), [(0.0, 1), (-1.0, 1), (1.0, 0)])
+def test_limiter_settings_checked(rate: float, concurrency: int) -> None:
+    """A non-positive rate or concurrency is refused, naming the setting."""
+    with pytest.raises(errors.ValidationError):
+        RateLimiter(rate, concurrency, FakeClock())
