@@ -17,9 +17,8 @@ one ``try``; a fresh ``AsyncRetrying`` is built only when a first attempt has fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import attrs
@@ -261,13 +260,31 @@ class RateLimiter:
         self._next_slot = slot + 1.0 / rate
         return wait
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one in-flight slot, after waiting for this request's turn under the rate."""
+    def slot(self) -> _Slot:
+        """``async with limiter.slot():`` one in-flight slot, after this request's turn under the rate."""
         if self._max_wait is not None and self._semaphore.locked():
             raise errors.RateLimitError("client-side concurrency cap reached", retry_after=0.0)
-        async with self._semaphore:
-            wait = self._reserve()
+        return _Slot(self)
+
+
+class _Slot:
+    """One in-flight slot (a plain class: ``asynccontextmanager`` costs microseconds per request)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        await limiter._semaphore.acquire()
+        try:
+            wait = limiter._reserve()
             if wait > 0:
-                await self._clock.sleep(wait)
-            yield
+                await limiter._clock.sleep(wait)
+        except BaseException:
+            limiter._semaphore.release()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._limiter._semaphore.release()

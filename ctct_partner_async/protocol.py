@@ -81,9 +81,12 @@ class Sender(Protocol):
     ) -> Response: ...
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(value: Any) -> bytes:
-    """``value`` as compact UTF-8 JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """``value`` as compact UTF-8 JSON (one shared encoder: ``json.dumps`` with options builds one a call)."""
+    return _ENCODER.encode(value).encode()
 
 
 def decode_json(response: Response) -> Any:

@@ -15,8 +15,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
 
 from .models import AccountOperation, AccountPage, AccountSummary, NewAccount
 
@@ -100,12 +100,17 @@ _converter.register_structure_hook(dt.datetime, _parse_datetime)
 _converter.register_structure_hook_factory(lambda t: _open_enum_of(t) is not None, _structure_open_enum)
 _converter.register_unstructure_hook(AccountOperation, _unstructure_operation)
 _converter.register_structure_hook(AccountPage, _structure_page)
-_converter.register_unstructure_hook(
-    NewAccount,
-    make_dict_unstructure_fn(
-        NewAccount, _converter, _cattrs_omit_if_default=True, state_code=override(omit_if_default=False)
-    ),
-)
+_NEW_ACCOUNT_FIELDS = tuple(a.name for a in attrs.fields(NewAccount))
+
+
+def _unstructure_new_account(account: NewAccount) -> dict[str, Any]:
+    # Every field is a plain str/bool or None; this runs once per create, on the hot path.
+    body = {name: value for name in _NEW_ACCOUNT_FIELDS if (value := getattr(account, name)) is not None}
+    body["state_code"] = account.state_code  # required by the spec, blank outside US/CA
+    return body
+
+
+_converter.register_unstructure_hook(NewAccount, _unstructure_new_account)
 
 
 def unstructure(value: object) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import string
 from collections.abc import Iterator, Sequence
 
 from .errors import FieldError, ValidationError
@@ -79,61 +78,86 @@ def _required(field: str, value: str | None) -> Problems:
         yield FieldError(field, "is required")
 
 
-def _new_account_problems(acct: NewAccount) -> Problems:
-    yield from _required("contact_email", acct.contact_email)
-    if acct.contact_email and not EMAIL.fullmatch(acct.contact_email):
-        yield FieldError("contact_email", "must be an email address")
-    yield from _length("contact_email", acct.contact_email, 0, 80)
-    yield from _required("login_name", acct.login_name)
-    if acct.login_name and not LOGIN_NAME.fullmatch(acct.login_name):
-        yield FieldError("login_name", "must be 6 to 50 characters of A-Z a-z 0-9 - _ . + @")
-    yield from _required("country_code", acct.country_code)
-    if acct.country_code and not COUNTRY.fullmatch(acct.country_code):
-        yield FieldError("country_code", "must be a 2-letter ISO 3166-1 code")
-    yield from _state_problems(acct.country_code.upper(), acct.state_code)
-    yield from _password_problems(acct)
+ACCOUNT_LENGTHS = (
+    ("contact_email", 0, 80),
+    ("contact_phone", 5, 25),
+    ("organization_phone", 5, 25),
+    ("organization_name", 1, 50),
+    ("first_name", 2, 80),
+    ("last_name", 2, 80),
+    ("partner_account_id", 0, 80),
+    ("external_id", 0, 255),
+    ("external_provider", 0, 80),
+)
+WHITESPACE = re.compile(r"\s")
+
+
+def _new_account_problems(acct: NewAccount) -> list[FieldError]:
+    # Straight-line appends rather than generators: this runs once per create, on the hot path.
+    problems: list[FieldError] = []
+    email, login, country = acct.contact_email, acct.login_name, acct.country_code
+    if not email or not email.strip():
+        problems.append(FieldError("contact_email", "is required"))
+    elif not EMAIL.fullmatch(email):
+        problems.append(FieldError("contact_email", "must be an email address"))
+    if not login or not login.strip():
+        problems.append(FieldError("login_name", "is required"))
+    elif not LOGIN_NAME.fullmatch(login):
+        problems.append(FieldError("login_name", "must be 6 to 50 characters of A-Z a-z 0-9 - _ . + @"))
+    if not country or not country.strip():
+        problems.append(FieldError("country_code", "is required"))
+    elif not COUNTRY.fullmatch(country):
+        problems.append(FieldError("country_code", "must be a 2-letter ISO 3166-1 code"))
+    problems.extend(_state_problems(country.upper(), acct.state_code))
+    problems.extend(_password_problems(acct))
     if acct.website is not None and not acct.website.startswith(("http://", "https://")):
-        yield FieldError("website", "must start with http:// or https://")
+        problems.append(FieldError("website", "must start with http:// or https://"))
     if acct.billing_locale is not None and acct.billing_locale.lower() not in BILLING_LOCALES:
-        yield FieldError("billing_locale", "must be en_US or en_GB")
-    yield from _length("contact_phone", acct.contact_phone, 5, 25)
-    yield from _length("organization_phone", acct.organization_phone, 5, 25)
-    yield from _length("organization_name", acct.organization_name, 1, 50)
-    yield from _length("first_name", acct.first_name, 2, 80)
-    yield from _length("last_name", acct.last_name, 2, 80)
-    yield from _length("partner_account_id", acct.partner_account_id, 0, 80)
-    yield from _length("external_id", acct.external_id, 0, 255)
-    yield from _length("external_provider", acct.external_provider, 0, 80)
+        problems.append(FieldError("billing_locale", "must be en_US or en_GB"))
+    for name, low, high in ACCOUNT_LENGTHS:
+        value = getattr(acct, name)
+        if value is not None and not low <= len(value) <= high:
+            problems.extend(_length(name, value, low, high))
+    return problems
 
 
-def _state_problems(country: str, state: str) -> Problems:
+def _state_problems(country: str, state: str) -> list[FieldError]:
     known = US_STATES if country == "US" else CA_PROVINCES if country == "CA" else None
     if known is None:
-        return
+        return []
     if not state:
-        yield FieldError("state_code", f"is required when country_code is {country}")
-    elif state.upper() not in known:
-        yield FieldError("state_code", f"must be a {country} state or province code")
+        return [FieldError("state_code", f"is required when country_code is {country}")]
+    if state.upper() not in known:
+        return [FieldError("state_code", f"must be a {country} state or province code")]
+    return []
 
 
-def _password_problems(acct: NewAccount) -> Problems:
+def _password_problems(acct: NewAccount) -> list[FieldError]:
+    problems: list[FieldError] = []
     external = acct.external_id is not None or acct.external_provider is not None
     if external and not (acct.external_id and acct.external_provider):
-        yield FieldError("external_id", "external_id and external_provider go together")
-    if acct.password is None:
+        problems.append(FieldError("external_id", "external_id and external_provider go together"))
+    password = acct.password
+    if password is None:
         if not external:
-            yield FieldError("password", "is required unless external_id and external_provider are given")
-        return
+            problems.append(
+                FieldError("password", "is required unless external_id and external_provider are given")
+            )
+        return problems
     if external:
-        yield FieldError("password", "must not be given with external_id and external_provider")
-    yield from _length("password", acct.password, 8, 80)
-    if any(c in string.whitespace for c in acct.password):
-        yield FieldError("password", "must not contain spaces")
+        problems.append(FieldError("password", "must not be given with external_id and external_provider"))
+    if not 8 <= len(password) <= 80:
+        problems.append(FieldError("password", "must be 8 to 80 characters"))
+    if WHITESPACE.search(password):
+        problems.append(FieldError("password", "must not contain spaces"))
+    return problems
 
 
 def check_new_account(acct: NewAccount) -> None:
     """Raise ``ValidationError`` if ``acct`` breaks a documented rule of account creation."""
-    _raise_if(_new_account_problems(acct))
+    problems = _new_account_problems(acct)
+    if problems:
+        raise ValidationError(problems)
 
 
 def _plan_problems(change: PlanChange) -> Problems:
