@@ -19,6 +19,7 @@ import attrs
 from . import errors, operations
 from .accounts import Accounts
 from .auth import TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
+from .bulk import Bulk
 from .clock import SYSTEM_CLOCK, Clock
 from .hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
 from .models import CancelReason, LegacyPlan
@@ -227,6 +228,7 @@ class PartnerClient(_Client):
             )
         self.accounts = Accounts(self, clock)
         self.webhooks = Webhooks(self)
+        self.bulk = Bulk(self.accounts)
 
     def __repr__(self) -> str:
         return f"<PartnerClient {self._transport.base_url}>"

@@ -1,0 +1,158 @@
+"""Turning loose rows (a CSV record, a JSON object) into checked models, for bulk jobs. No I/O.
+
+Columns are the API's field names. Text from a CSV is converted (``"true"`` to ``True``, ``"20"`` to
+``20``); an empty cell means "not given". Every problem becomes a ``ValidationError`` naming the column
+and the rule, so a bad row is reported and the job goes on. Bulk rows are checked a little more
+strictly than single calls: a ``plan_type`` must be a known plan (or one the caller allows) and a cancel
+reason one of the nine documented codes, because in a file these are far more likely typos than new
+server values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import attrs
+
+from . import validation
+from .errors import FieldError, ValidationError
+from .models import Cancellation, CancelReason, NewAccount, PlanChange, PlanType
+
+__all__ = ["BadRow", "cancellation_from_row", "new_account_from_row", "plan_change_from_row"]
+
+_TRUE = frozenset({"true", "1", "yes", "y"})
+_FALSE = frozenset({"false", "0", "no", "n"})
+NEW_ACCOUNT_FIELDS = frozenset(a.name for a in attrs.fields(NewAccount))
+BOOL_FIELDS = frozenset({"managed_site_owner", "enable_single_billing", "gdpr_opt_out"})
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(row: Mapping[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if _blank(value):
+        return None
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _bool(row: Mapping[str, Any], name: str, problems: list[FieldError]) -> bool | None:
+    value = row.get(name)
+    if _blank(value) or isinstance(value, bool):
+        return value if isinstance(value, bool) else None
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    problems.append(FieldError(name, "must be true or false"))
+    return None
+
+
+def _int(row: Mapping[str, Any], name: str, problems: list[FieldError]) -> int | None:
+    value = row.get(name)
+    if _blank(value):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        problems.append(FieldError(name, "must be a whole number"))
+        return None
+
+
+def _raise(problems: list[FieldError]) -> None:
+    if problems:
+        raise ValidationError(problems)
+
+
+def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
+    """The ``NewAccount`` a row describes, checked by every create rule."""
+    problems: list[FieldError] = []
+    values: dict[str, Any] = {}
+    for name in NEW_ACCOUNT_FIELDS:
+        values[name] = _bool(row, name, problems) if name in BOOL_FIELDS else _text(row, name)
+    for name in ("contact_email", "login_name", "country_code"):
+        if values[name] is None:
+            problems.append(FieldError(name, "is required"))
+            values[name] = ""
+    values["state_code"] = values["state_code"] or ""
+    _raise(problems)
+    account = NewAccount(**values)
+    validation.check_new_account(account)
+    return account
+
+
+def _account_id(row: Mapping[str, Any], problems: list[FieldError]) -> str:
+    account_id = _text(row, "encoded_account_id")
+    if account_id is None:
+        problems.append(FieldError("encoded_account_id", "is required"))
+        return ""
+    try:
+        validation.check_account_id(account_id)
+    except ValidationError as exc:
+        problems.extend(exc.errors)
+    return account_id
+
+
+def plan_change_from_row(
+    row: Mapping[str, Any], *, allowed_plan_types: Collection[str] = PlanType.KNOWN
+) -> tuple[str, PlanChange]:
+    """The account id and plan change a row describes; ``plan_type`` must be one of ``allowed_plan_types``."""
+    problems: list[FieldError] = []
+    account_id = _account_id(row, problems)
+    plan_type = (_text(row, "plan_type") or "").upper()
+    if not plan_type:
+        problems.append(FieldError("plan_type", "is required"))
+    elif plan_type not in allowed_plan_types:
+        known = ", ".join(sorted(allowed_plan_types))
+        problems.append(FieldError("plan_type", f"must be a known plan type ({known})"))
+    change = PlanChange(
+        plan_type=plan_type or "GOLD",
+        billing_day_of_month=_int(row, "billing_day_of_month", problems),
+        plan_group_id=_int(row, "plan_group_id", problems),
+    )
+    _raise(problems)
+    validation.check_plan_change(change)
+    return account_id, change
+
+
+def _effective_date(row: Mapping[str, Any], problems: list[FieldError]) -> dt.datetime | None:
+    text = _text(row, "effective_date")
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(FieldError("effective_date", "must be an ISO-8601 date-time"))
+        return None
+    if when.tzinfo is None:
+        problems.append(FieldError("effective_date", "must include a timezone (for example Z or +00:00)"))
+        return None
+    return when
+
+
+def cancellation_from_row(row: Mapping[str, Any]) -> tuple[str, Cancellation]:
+    """The account id and cancellation a row describes; ``reason_id`` must be a documented code."""
+    problems: list[FieldError] = []
+    account_id = _account_id(row, problems)
+    reason = _int(row, "reason_id", problems)
+    documented = {int(code) for code in CancelReason}
+    if reason is not None and reason not in documented:
+        codes = ", ".join(str(code) for code in sorted(documented))
+        problems.append(FieldError("reason_id", f"must be a documented reason code ({codes})"))
+    cancellation = Cancellation(
+        reason_id=CancelReason(reason) if reason in documented and reason is not None else None,
+        effective_date=_effective_date(row, problems),
+    )
+    _raise(problems)
+    return account_id, cancellation
+
+
+@attrs.frozen
+class BadRow:
+    """An input record that could not even be read as a row (malformed CSV, a line that isn't JSON)."""
+
+    reason: str
