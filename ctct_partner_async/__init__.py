@@ -5,8 +5,10 @@
 """
 
 from ._version import __version__
-from .auth import TokenManager, TokenProvider
+from .auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
+from .bulk import Outcome, OutcomeState
 from .client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
+from .clock import Clock, FakeClock
 from .errors import (
     APIError,
     AuthenticationError,
@@ -29,6 +31,8 @@ from .errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from .hooks import RequestDetails, ResponseDetails, RetryDetails
+from .journal import Journal
 from .models import (
     AccountPage,
     AccountSummary,
@@ -45,6 +49,8 @@ from .models import (
     WebhookSubscription,
     WebhookTopic,
 )
+from .policy import RetryPolicy
+from .sources import read_rows
 from .tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL
 from .transport import Timeouts
 
@@ -61,31 +67,46 @@ __all__ = [
     "BillingStatus",
     "CancelReason",
     "Cancellation",
+    "Clock",
     "ConflictError",
     "ConnectError",
+    "CreateResult",
+    "CreateStatus",
     "CreatedAccount",
     "CtctError",
+    "FakeClock",
     "FieldError",
+    "Journal",
     "LegacyBillingClient",
     "LegacyPlan",
+    "MemoryTokenCache",
     "NewAccount",
     "NotFoundError",
+    "Outcome",
+    "OutcomeState",
     "PartnerClient",
     "PermissionDeniedError",
     "Plan",
     "PlanType",
     "QuotaExceededError",
     "RateLimitError",
+    "RequestDetails",
     "RequestTimeoutError",
+    "ResponseDetails",
     "ResponseError",
+    "RetryDetails",
+    "RetryPolicy",
     "ServerError",
     "ServiceUnavailableError",
     "SsoUser",
     "ThrottledError",
     "Tier",
     "Timeouts",
+    "TokenCache",
     "TokenManager",
     "TokenProvider",
+    "TokenRefresh",
+    "TokenSettings",
     "TransportError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
@@ -93,4 +114,5 @@ __all__ = [
     "WebhookSubscription",
     "WebhookTopic",
     "__version__",
+    "read_rows",
 ]

@@ -21,7 +21,7 @@ import attrs
 
 from .accounts import Accounts
 from .errors import CtctError, FieldError, ValidationError
-from .journal import Entry, Journal
+from .journal import Entry, Journal, NullJournal
 from .models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from .rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
 from .validation import check_new_account
@@ -218,7 +218,7 @@ class _Runner(Generic[P]):
 
     def __init__(self, job: _Job[P], journal: Journal | None) -> None:
         self.job = job
-        self.journal = journal or Journal(job=job.name)
+        self.journal: Journal | NullJournal = journal or NullJournal()
         self.seen: dict[str, int] = {}
         self.pending: list[tuple[int, CreateResult]] = []
 

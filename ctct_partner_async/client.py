@@ -18,7 +18,7 @@ import attrs
 
 from . import errors, operations
 from .accounts import Accounts
-from .auth import TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
+from .auth import TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
 from .bulk import Bulk
 from .clock import SYSTEM_CLOCK, Clock
 from .hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
@@ -181,6 +181,7 @@ class PartnerClient(_Client):
         authorization_prefix: str = "",
         token_settings: TokenSettings | None = None,
         on_token_refresh: Callable[[TokenRefresh], None] | None = None,
+        token_cache: TokenCache | None = None,
         rate_limit: float | None = 4.0,
         max_concurrency: int = 64,
         rate_limit_max_wait: float | None = None,
@@ -225,6 +226,7 @@ class PartnerClient(_Client):
                 settings=token_settings,
                 clock=clock,
                 on_token_refresh=on_token_refresh,
+                cache=token_cache,
             )
         self.accounts = Accounts(self, clock)
         self.webhooks = Webhooks(self)
@@ -232,6 +234,12 @@ class PartnerClient(_Client):
 
     def __repr__(self) -> str:
         return f"<PartnerClient {self._transport.base_url}>"
+
+    async def aclose(self) -> None:
+        """Stop the token manager's background renewal (if this client built it), then close the pool."""
+        if isinstance(self._tokens, TokenManager):
+            await self._tokens.aclose()
+        await super().aclose()
 
     async def _attempt(self, request: Request, url: str, number: int) -> Response:
         """One attempt: on a 401 renew the token once and replay once."""

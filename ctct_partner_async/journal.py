@@ -17,7 +17,7 @@ import time
 
 import attrs
 
-__all__ = ["Entry", "Journal"]
+__all__ = ["Entry", "Journal", "NullJournal"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -119,3 +119,22 @@ class Journal:
         """How many rows of this job are in each state."""
         rows = self._db.execute("SELECT state, COUNT(*) FROM rows WHERE job = ? GROUP BY state", (self.job,))
         return dict(rows.fetchall())
+
+
+class NullJournal:
+    """No journal: nothing remembered, so memory stays flat however many rows stream through."""
+
+    def get(self, key: str) -> Entry | None:
+        return None
+
+    def record(
+        self,
+        key: str,
+        row_index: int,
+        state: str,
+        *,
+        account_id: str | None = None,
+        error: str | None = None,
+        attempt: bool = False,
+    ) -> None:
+        pass

@@ -38,9 +38,9 @@ T = TypeVar("T")
 class RetryPolicy:
     """How hard to retry: attempts, overall deadline, backoff, the ``Retry-After`` cap and the budget.
 
-    The budget lets retries add at most ``budget_ratio`` of the client's request volume, plus a reserve
-    of ``budget_reserve`` retries, so an outage does not multiply the load. Retries of 429 ``throttled``
-    are paced by the rate limiter and do not spend budget.
+    The budget lets retries add at most ``budget_ratio`` of the client's last ``budget_window``
+    requests, plus a reserve of ``budget_reserve`` retries, so an outage does not multiply the load.
+    Retries of 429 ``throttled`` are paced by the rate limiter and do not spend budget.
     """
 
     max_attempts: int = 6
@@ -49,7 +49,8 @@ class RetryPolicy:
     backoff_max: float = 20.0
     retry_after_cap: float = 30.0
     budget_ratio: float = 0.2
-    budget_reserve: float = 50.0
+    budget_reserve: float = 20.0
+    budget_window: int = 1000
 
 
 @attrs.frozen
@@ -84,11 +85,16 @@ def decide(error: BaseException, request: Request, policy: RetryPolicy) -> Retry
 
 
 class RetryBudget:
-    """A token bucket of retries: each request deposits ``ratio``, each retry withdraws one."""
+    """A bucket of retries: each request deposits ``ratio``, each retry withdraws one.
 
-    def __init__(self, ratio: float, reserve: float) -> None:
+    It starts with ``reserve`` and holds at most ``reserve + ratio * window``: what the last ``window``
+    requests earned. A burst of calls can pay for its own retries; a long healthy spell can't bank
+    enough to let a later outage multiply the load.
+    """
+
+    def __init__(self, ratio: float, reserve: float, window: int = 1000) -> None:
         self._ratio = ratio
-        self._cap = reserve
+        self._cap = reserve + ratio * window
         self._tokens = reserve
 
     def deposit(self) -> None:
@@ -114,7 +120,7 @@ class Retrier:
     ) -> None:
         self.policy = policy
         self._clock = clock
-        self._budget = RetryBudget(policy.budget_ratio, policy.budget_reserve)
+        self._budget = RetryBudget(policy.budget_ratio, policy.budget_reserve, policy.budget_window)
         self._on_retry = on_retry
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.retries = 0

@@ -1,26 +1,63 @@
-"""The token endpoint without I/O: the client-credentials request and the reading of its answer."""
+"""The token endpoint without I/O: the client-credentials request, the reading of its answer, and when a
+token must be renewed.
+
+Two clocks meet here. A ``Token`` keeps its deadline on the *monotonic* clock (it never jumps); the JWT's
+``exp`` and a shared cache speak *wall-clock* epoch seconds. The wall clock is only ever used to cross-check
+(``min`` with ``expires_in``) or to carry a deadline between processes, never alone.
+"""
 
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 import attrs
 
-from .protocol import Request, Response, decode_json, jwt_claims
+from .protocol import Request, Response, decode_json, jwt_claims, parse_error_body
 
-__all__ = ["DEFAULT_SCOPE", "DEFAULT_TOKEN_URL", "NEWER_TOKEN_URL", "Token", "basic_auth",
-           "build_token_request", "parse_token_response"]  # fmt: skip
+__all__ = ["ADVISORY", "CREDENTIAL_STATUSES", "DEFAULT_LIFETIME", "DEFAULT_SCOPE", "DEFAULT_TOKEN_URL",
+           "FRESH", "MANDATORY", "NEWER_TOKEN_URL", "CachedToken", "Phase", "Token", "basic_auth",
+           "build_token_request", "describe_refusal", "from_cached", "parse_token_response",
+           "renewal_phase", "to_cached", "token_lifetime"]  # fmt: skip
 
 DEFAULT_TOKEN_URL = "https://v3api-partner.auth.us-east-1.amazoncognito.com/oauth2/token"  # noqa: S105 (a URL, not a secret)
 NEWER_TOKEN_URL = "https://authz.constantcontact.com/partners/oauth2/default/v1/token"  # noqa: S105
 DEFAULT_SCOPE = "v3api/general.partner"
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+DEFAULT_LIFETIME: Final = 3600.0
+"""Seconds a token is taken to live when the answer says nothing (the documented hour)."""
+CREDENTIAL_STATUSES: Final = frozenset({400, 401, 403})
+"""Token-endpoint statuses that mean "these credentials (or this request) will never work": no retry."""
+ADVISORY_SHARE: Final = 0.5
+MANDATORY_SHARE: Final = 0.25
+"""Renewal windows are capped at these shares of a token's lifetime, so a short-lived token is still used
+for half its life and renewed in the background before callers have to wait."""
+
+Phase = Literal["fresh", "advisory", "mandatory"]
+FRESH: Final[Phase] = "fresh"
+ADVISORY: Final[Phase] = "advisory"
+MANDATORY: Final[Phase] = "mandatory"
 
 
 @attrs.frozen
 class Token:
-    """A JWT and when it stops being usable, on the monotonic clock. The JWT never shows in a repr."""
+    """A JWT and when it stops being usable, on the monotonic clock. The JWT never shows in a repr.
+
+    ``lifetime`` is how long it was issued for (seconds); renewal windows are capped by it.
+    """
+
+    value: str = attrs.field(repr=False)
+    expires_at: float
+    lifetime: float = math.inf
+
+
+@attrs.frozen
+class CachedToken:
+    """A JWT as a token cache holds it: ``expires_at`` in wall-clock epoch seconds, shareable between
+    processes. The JWT never shows in a repr."""
 
     value: str = attrs.field(repr=False)
     expires_at: float
@@ -36,22 +73,105 @@ def build_token_request(token_url: str, scope: str | None = DEFAULT_SCOPE) -> Re
     form = {"grant_type": "client_credentials"}
     if scope:
         form["scope"] = scope
-    return Request("POST", token_url, "fetch_token", body=urlencode(form).encode(), headers=FORM_HEADERS)
+    return Request(
+        "POST",
+        token_url,
+        "fetch_token",
+        body=urlencode(form).encode(),
+        headers=FORM_HEADERS,
+        idempotent=False,
+    )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def token_lifetime(expires_in: object, claims: Mapping[str, Any], received_wall: float) -> float:
+    """Seconds the token lives from receipt: the earlier of ``expires_in`` and the JWT's ``exp``.
+
+    ``exp`` is read against the local wall clock at receipt. If that puts ``exp`` in the past, the local
+    clock is wrong by more than the token's life, so it is not trusted: ``exp - iat`` (the lifetime the
+    issuer meant) stands in. ``ValueError`` if ``expires_in`` is there but not a number.
+    """
+    candidates: list[float] = []
+    if expires_in is not None:
+        seconds = _number(expires_in)
+        if seconds is None:
+            raise ValueError("the token endpoint answered with a non-numeric expires_in")
+        candidates.append(seconds)
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is not None and exp > received_wall:
+        candidates.append(exp - received_wall)
+    elif exp is not None and iat is not None:
+        candidates.append(exp - iat)
+    return min(candidates) if candidates else DEFAULT_LIFETIME
 
 
 def parse_token_response(response: Response, *, received_mono: float, received_wall: float) -> Token:
     """The token in a successful answer, expiring at the earlier of ``expires_in`` and the JWT's ``exp``.
 
     ``expires_in`` counts from ``received_mono`` (the monotonic clock at receipt); ``exp`` is wall-clock
-    time, so it is turned into a monotonic deadline through ``received_wall``. Never trusting the local
-    wall clock alone, we take the earlier of the two.
+    time, turned into a monotonic deadline through ``received_wall`` (see :func:`token_lifetime`). An
+    opaque (non-JWT) token is fine. ``ValueError`` if there is no ``access_token``; the message never
+    quotes the body.
     """
     data = decode_json(response)
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-        raise ValueError("the token endpoint answered without an access_token")  # noqa: TRY004
-    value = data["access_token"]
-    lifetime = float(data.get("expires_in") or 3600)
-    exp = jwt_claims(value).get("exp")
-    if isinstance(exp, int | float):
-        lifetime = min(lifetime, float(exp) - received_wall)
-    return Token(value, received_mono + lifetime)
+    value = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ValueError("the token endpoint answered without an access_token")
+    lifetime = token_lifetime(data.get("expires_in"), jwt_claims(value), received_wall)
+    return Token(value, received_mono + lifetime, lifetime)
+
+
+def renewal_phase(token: Token | None, now: float, advisory_window: float, mandatory_window: float) -> Phase:
+    """Where ``token`` stands at monotonic ``now``.
+
+    ``mandatory`` (no token, expired, or within ``mandatory_window`` of expiry: callers wait for a new
+    one), ``advisory`` (within ``advisory_window``: renew in the background, keep using this one) or
+    ``fresh``. The advisory window is capped at half the token's lifetime, the mandatory one at a quarter.
+    """
+    if token is None:
+        return MANDATORY
+    if now >= token.expires_at - min(mandatory_window, token.lifetime * MANDATORY_SHARE):
+        return MANDATORY
+    if now >= token.expires_at - min(advisory_window, token.lifetime * ADVISORY_SHARE):
+        return ADVISORY
+    return FRESH
+
+
+def to_cached(token: Token, *, now_mono: float, now_wall: float) -> CachedToken:
+    """``token`` with its deadline moved to the wall clock, for a cache shared between processes."""
+    return CachedToken(token.value, now_wall + (token.expires_at - now_mono))
+
+
+def from_cached(cached: CachedToken, *, now_mono: float, now_wall: float) -> Token:
+    """A cached token with its deadline back on the monotonic clock.
+
+    The JWT's ``exp`` is checked again (the earlier wins); its lifetime is ``exp - iat`` when the JWT
+    says, else what is left of it.
+    """
+    claims = jwt_claims(cached.value)
+    remaining = cached.expires_at - now_wall
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is not None:
+        remaining = min(remaining, exp - now_wall)
+    lifetime = exp - iat if exp is not None and iat is not None else max(remaining, 0.0)
+    return Token(cached.value, now_mono + remaining, lifetime)
+
+
+def describe_refusal(token_url: str, response: Response) -> str:
+    """Why the token endpoint at ``token_url`` gave no token, for an exception message.
+
+    Names the URL, the status and the OAuth ``error`` keys (never the body's free text or a credential).
+    """
+    keys, _ = parse_error_body(response.body)
+    detail = f"HTTP {response.status}" + (f" {', '.join(keys)}" if keys else "")
+    if response.status in CREDENTIAL_STATUSES:
+        return (
+            f"token endpoint {token_url} refused the client credentials ({detail}); check client_id and "
+            "client_secret (the partner credentials from Constant Contact, not the API key) and the scope"
+        )
+    return f"token endpoint {token_url} gave no token ({detail})"

@@ -286,3 +286,16 @@ def test_limiter_settings_checked(rate: float, concurrency: int) -> None:
     """A non-positive rate or concurrency is refused, naming the setting."""
     with pytest.raises(errors.ValidationError):
         RateLimiter(rate, concurrency, FakeClock())
+
+
+def test_budget_grows_with_a_burst_but_not_without_bound() -> None:
+    """A burst of requests pays for its own retries (ratio of it); idle volume can't bank past the window."""
+    from ctct_partner_async.policy import RetryBudget
+
+    budget = RetryBudget(ratio=0.2, reserve=5, window=100)
+    for _ in range(1000):
+        budget.deposit()
+    allowed = sum(budget.withdraw() for _ in range(1000))
+    assert allowed == 5 + 20  # reserve + ratio * window, not ratio * 1000
+    budget.deposit()
+    assert not budget.withdraw()  # 0.2 of a retry is not a retry

@@ -1,0 +1,595 @@
+"""The token manager against a fake token endpoint and a fake clock: single flight, advisory and mandatory
+renewal, failures and backoff, compare-and-clear, pacing, the cache seam, the hook, and closing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from ctct_partner_async import errors
+from ctct_partner_async.auth import (
+    MemoryTokenCache,
+    TokenManager,
+    TokenRefresh,
+    TokenSettings,
+    as_token_provider,
+    log_token_refresh,
+)
+from ctct_partner_async.client import PartnerClient
+from ctct_partner_async.clock import FakeClock
+from ctct_partner_async.protocol import Request, Response
+from ctct_partner_async.tokens import CachedToken
+
+from .conftest import API_KEY, WireServer
+from .test_tokens import make_jwt
+
+URL = "https://auth.example/oauth2/token"
+SECRET = "client-secret-xyz"
+TTL = 100.0
+SETTINGS = TokenSettings(advisory_window=30, mandatory_window=10)
+
+
+class FakeEndpoint:
+    """A token endpoint behind the transport seam: answers from a script (200 when empty), records the
+    fake-clock time of every request, and holds requests while ``gate`` is closed."""
+
+    def __init__(self, clock: FakeClock, ttl: float = TTL) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.sent: list[float] = []
+        self.requests: list[tuple[Request, dict[str, str]]] = []
+        self.script: deque[int | Exception] = deque()
+        self.gate: asyncio.Event | None = None
+        self.issued: list[str] = []
+
+    async def send(
+        self,
+        request: Request,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Response:
+        self.sent.append(self.clock.monotonic())
+        self.requests.append((request, dict(headers or {})))
+        if self.gate is not None:
+            await self.gate.wait()
+        action = self.script.popleft() if self.script else 200
+        if isinstance(action, Exception):
+            raise action
+        if action != 200:
+            key = "invalid_client" if action in (400, 401) else "temporarily_unavailable"
+            return Response(action, {}, json.dumps({"error": key}).encode())
+        return self._issue()
+
+    def _issue(self) -> Response:
+        wall = self.clock.time()
+        jwt = make_jwt(exp=wall + self.ttl, iat=wall, jti=len(self.issued))
+        self.issued.append(jwt)
+        body = {"access_token": jwt, "expires_in": int(self.ttl), "token_type": "Bearer"}
+        return Response(200, {}, json.dumps(body).encode())
+
+
+class RecordingCache:
+    """A custom TokenCache that records what the manager asks of it."""
+
+    def __init__(self, entry: CachedToken | None = None) -> None:
+        self.entry = entry
+        self.gets: list[str] = []
+        self.sets: list[tuple[str, CachedToken]] = []
+
+    async def get(self, key: str) -> CachedToken | None:
+        self.gets.append(key)
+        return self.entry
+
+    async def set(self, key: str, token: CachedToken) -> None:
+        self.sets.append((key, token))
+        self.entry = token
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def endpoint(clock: FakeClock) -> FakeEndpoint:
+    return FakeEndpoint(clock)
+
+
+@pytest.fixture
+def events() -> list[TokenRefresh]:
+    return []
+
+
+@pytest.fixture
+async def make_manager(
+    endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> AsyncIterator[Callable[..., TokenManager]]:
+    made: list[TokenManager] = []
+
+    def make(**overrides: Any) -> TokenManager:
+        options: dict[str, Any] = {"settings": SETTINGS, "on_token_refresh": events.append, **overrides}
+        manager = TokenManager(
+            transport=endpoint,
+            token_url=URL,
+            client_id="client-1",
+            client_secret=SECRET,
+            clock=clock,
+            **options,
+        )
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        await manager.aclose()
+
+
+@pytest.fixture
+def manager(make_manager: Callable[..., TokenManager]) -> TokenManager:
+    return make_manager()
+
+
+async def spin(times: int = 5) -> None:
+    """Let every ready task run a few steps (no real waiting)."""
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+async def drain(manager: TokenManager) -> None:
+    """Wait for the manager's renewal in flight, if any, to end."""
+    while manager._task is not None:
+        await asyncio.sleep(0)
+
+
+async def test_single_flight_under_1000_concurrent_callers(
+    manager: TokenManager, endpoint: FakeEndpoint
+) -> None:
+    """1,000 concurrent get_token() calls on an empty manager send one token request and share its token."""
+    endpoint.gate = asyncio.Event()
+    calls = [asyncio.create_task(manager.get_token()) for _ in range(1000)]
+    await spin()
+    assert len(endpoint.sent) == 1
+    endpoint.gate.set()
+    assert set(await asyncio.gather(*calls)) == {endpoint.issued[0]}
+    assert len(endpoint.sent) == 1
+
+
+async def test_fresh_token_is_served_without_requests(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A fresh token is handed out again without asking the endpoint."""
+    first = await manager.get_token()
+    clock.advance(60)
+    assert [await manager.get_token() for _ in range(100)] == [first] * 100
+    assert len(endpoint.sent) == 1
+
+
+async def test_advisory_renewal_runs_in_the_background(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """In the advisory window callers keep the old token at once while one renewal runs behind them."""
+    old = await manager.get_token()
+    clock.advance(75)
+    endpoint.gate = asyncio.Event()
+    assert await manager.get_token() == old
+    await spin()
+    assert [await manager.get_token() for _ in range(50)] == [old] * 50
+    assert len(endpoint.sent) == 2
+    endpoint.gate.set()
+    await drain(manager)
+    assert await manager.get_token() == endpoint.issued[1] != old
+    assert [(e.reason, e.outcome) for e in events] == [("initial", "ok"), ("advisory", "ok")]
+
+
+async def test_mandatory_window_makes_callers_wait(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """In the mandatory window callers wait for the new token instead of using the old one."""
+    old = await manager.get_token()
+    clock.advance(95)
+    endpoint.gate = asyncio.Event()
+    waiting = [asyncio.create_task(manager.get_token()) for _ in range(10)]
+    await spin()
+    assert not any(task.done() for task in waiting)
+    endpoint.gate.set()
+    assert set(await asyncio.gather(*waiting)) == {endpoint.issued[1]} != {old}
+    assert [e.reason for e in events] == ["initial", "mandatory"]
+    assert len(endpoint.sent) == 2
+
+
+async def test_expired_token_is_renewed_before_use(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A token past its expiry is never handed out."""
+    old = await manager.get_token()
+    clock.advance(TTL + 50)
+    assert await manager.get_token() == endpoint.issued[1] != old
+
+
+async def test_advisory_failure_keeps_the_token_and_backs_off(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """A failed background renewal keeps serving the cached token and retries after 1, 2, 4 s."""
+    old = await manager.get_token()
+    endpoint.script.extend([503, 503, 503])
+    start = clock.monotonic()
+    for step in [75, 0.5, 0.5, 1, 1, 2, 2]:
+        clock.advance(step)
+        assert await manager.get_token() == old
+        await drain(manager)
+    assert [t - start for t in endpoint.sent[1:]] == [75, 76, 78, 82]
+    assert await manager.get_token() == endpoint.issued[1]
+    assert [(e.reason, e.outcome, e.status) for e in events[1:]] == [
+        ("advisory", "error", 503), ("advisory", "error", 503), ("advisory", "error", 503), ("advisory", "ok", None)
+    ]  # fmt: skip
+
+
+async def test_mandatory_failure_raises_with_the_cause(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A renewal callers wait for that fails raises AuthenticationError naming the URL, with __cause__."""
+    endpoint.script.append(errors.ConnectError("could not connect: X", method="POST", url=URL))
+    with pytest.raises(errors.AuthenticationError, match="unreachable") as info:
+        await manager.get_token()
+    assert isinstance(info.value.__cause__, errors.ConnectError)
+    assert URL in str(info.value)
+    clock.advance(1)
+    endpoint.script.append(503)
+    with pytest.raises(errors.AuthenticationError, match=r"gave no token \(HTTP 503") as info:
+        await manager.get_token()
+    assert isinstance(info.value.__cause__, errors.ServiceUnavailableError)
+    assert info.value.__cause__.status == 503
+
+
+async def test_answer_without_token_raises(manager: TokenManager, endpoint: FakeEndpoint) -> None:
+    """A 200 without an access_token is an AuthenticationError caused by the ValueError."""
+
+    async def no_token(request: Request, headers: Any = None, query: Any = None) -> Response:
+        return Response(200, {}, b'{"token_type": "Bearer"}')
+
+    endpoint.send = no_token  # type: ignore[method-assign]
+    with pytest.raises(errors.AuthenticationError, match="without an access_token") as info:
+        await manager.get_token()
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+async def test_wrong_credentials_fail_fast_without_a_storm(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Wrong credentials: 1,000 callers share one failure, callers in the next second get it without a
+    request, and later bursts send at most one request per second."""
+    endpoint.script.extend([401] * 20)
+    results = await asyncio.gather(*(manager.get_token() for _ in range(1000)), return_exceptions=True)
+    assert all(isinstance(r, errors.AuthenticationError) for r in results)
+    assert len(endpoint.sent) == 1
+    message = str(results[0])
+    assert URL in message and "HTTP 401 invalid_client" in message and SECRET not in message
+    for _ in range(12):
+        clock.advance(0.25)
+        burst = await asyncio.gather(*(manager.get_token() for _ in range(100)), return_exceptions=True)
+        assert all(isinstance(r, errors.AuthenticationError) for r in burst)
+    assert len(endpoint.sent) == 4
+    assert all(b - a >= 1.0 for a, b in zip(endpoint.sent, endpoint.sent[1:], strict=False))
+
+
+async def test_failed_waiters_get_their_own_exception(manager: TokenManager, endpoint: FakeEndpoint) -> None:
+    """Callers sharing one failure each raise their own exception object, all with the same cause."""
+    endpoint.script.append(401)
+    results = await asyncio.gather(*(manager.get_token() for _ in range(3)), return_exceptions=True)
+    assert len({id(r) for r in results}) == 3
+    assert len({id(r.__cause__) for r in results}) == 1
+
+
+async def test_invalidate_is_compare_and_clear(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """invalidate() forgets only the token still held: 1,000 401s on one token cause one renewal."""
+    first = await manager.get_token()
+    manager.invalidate("some-other-token")
+    assert await manager.get_token() == first
+    clock.advance(1)
+
+    async def refused_then_retry() -> str:
+        manager.invalidate(first)
+        await asyncio.sleep(0)
+        return await manager.get_token()
+
+    results = await asyncio.gather(*(refused_then_retry() for _ in range(1000)))
+    assert set(results) == {endpoint.issued[1]}
+    assert len(endpoint.sent) == 2
+    manager.invalidate(first)
+    assert await manager.get_token() == endpoint.issued[1]
+    assert [e.reason for e in events] == ["initial", "unauthorized"]
+
+
+async def test_pacing_waits_out_min_interval(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A renewal right after a request waits, on the injected clock, until min_interval has passed."""
+    first = await manager.get_token()
+    manager.invalidate(first)
+    waiting = asyncio.create_task(manager.get_token())
+    await spin()
+    assert not waiting.done() and clock.sleepers == 1
+    clock.advance(0.5)
+    await spin()
+    assert not waiting.done()
+    clock.advance(0.5)
+    assert await waiting == endpoint.issued[1]
+    assert endpoint.sent[1] - endpoint.sent[0] == 1.0
+
+
+async def test_never_two_requests_within_min_interval(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Refusing every token as soon as it comes, requests are still at least min_interval apart."""
+    calls: list[asyncio.Task[str]] = []
+    for _ in range(40):
+        if endpoint.issued:
+            manager.invalidate(endpoint.issued[-1])
+        calls.append(asyncio.create_task(manager.get_token()))
+        clock.advance(0.3)
+        await spin()
+    clock.advance(2)
+    await asyncio.gather(*calls)
+    gaps = [b - a for a, b in zip(endpoint.sent, endpoint.sent[1:], strict=False)]
+    assert len(endpoint.sent) >= 10
+    assert min(gaps) >= 1.0 - 1e-9
+
+
+async def test_custom_cache_is_read_before_and_written_after(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A custom cache's fresh token is used without a request; a refused one is not; a new token is stored
+    with its wall-clock expiry."""
+    shared = make_jwt(exp=clock.time() + 3000, iat=clock.time())
+    cache = RecordingCache(CachedToken(shared, clock.time() + 3000))
+    manager = make_manager(cache=cache)
+    assert await manager.get_token() == shared
+    assert endpoint.sent == []
+    assert cache.gets == [f"{URL} client-1 v3api/general.partner"]
+    clock.advance(1)
+    manager.invalidate(shared)
+    assert await manager.get_token() == endpoint.issued[0]
+    assert cache.sets == [(cache.gets[0], CachedToken(endpoint.issued[0], clock.time() + TTL))]
+
+
+async def test_memory_cache_is_shared_between_managers(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Two managers on one MemoryTokenCache need one token request between them."""
+    cache = MemoryTokenCache(clock)
+    one, two = make_manager(cache=cache), make_manager(cache=cache)
+    assert await one.get_token() == await two.get_token()
+    assert len(endpoint.sent) == 1
+    clock.advance(TTL)
+    assert await cache.get(f"{URL} client-1 v3api/general.partner") is None
+
+
+async def test_broken_cache_does_not_stop_authentication(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache that raises is logged and bypassed."""
+
+    class BrokenCache:
+        async def get(self, key: str) -> CachedToken | None:
+            raise ConnectionError("cache down")
+
+        async def set(self, key: str, token: CachedToken) -> None:
+            raise ConnectionError("cache down")
+
+    manager = make_manager(cache=BrokenCache())
+    assert await manager.get_token() == endpoint.issued[0]
+    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async.auth"] == [
+        "WARNING",
+        "WARNING",
+    ]
+
+
+async def test_hook_receives_detail_objects(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """on_token_refresh gets reason, duration (by the injected clock), outcome, error and status."""
+    endpoint.gate = asyncio.Event()
+    first = asyncio.create_task(manager.get_token())
+    await spin()
+    clock.advance(0.25)
+    endpoint.gate.set()
+    await first
+    clock.advance(TTL)
+    endpoint.script.append(503)
+    with pytest.raises(errors.AuthenticationError):
+        await manager.get_token()
+    assert events[0] == TokenRefresh(reason="initial", duration=0.25, outcome="ok")
+    failed = events[1]
+    assert (failed.reason, failed.outcome, failed.status, failed.duration) == ("mandatory", "error", 503, 0.0)
+    assert isinstance(failed.error, errors.AuthenticationError)
+    with pytest.raises(AttributeError):
+        failed.reason = "changed"  # type: ignore[misc]
+
+
+async def test_default_hook_logs_without_the_token(
+    make_manager: Callable[..., TokenManager],
+    endpoint: FakeEndpoint,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The default hook logs reason, duration and outcome (INFO, WARNING on error), never token or secret."""
+    caplog.set_level(logging.DEBUG)
+    manager = make_manager(on_token_refresh=None)
+    token = await manager.get_token()
+    clock.advance(TTL)
+    endpoint.script.append(401)
+    with pytest.raises(errors.AuthenticationError):
+        await manager.get_token()
+    records = [r for r in caplog.records if r.name == "ctct_partner_async.auth"]
+    assert [r.levelname for r in records] == ["INFO", "WARNING"]
+    assert "renewed (initial)" in records[0].getMessage()
+    assert "renewal (mandatory) failed" in records[1].getMessage()
+    text = caplog.text
+    assert token not in text and SECRET not in text and "eyJ" not in text
+
+
+def test_log_token_refresh_formats_duration() -> None:
+    """The default hook can be called directly with a detail object."""
+    log_token_refresh(TokenRefresh(reason="advisory", duration=0.5, outcome="ok"))
+
+
+async def test_hook_that_raises_is_ignored(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken hook is logged and does not stop the token from being served."""
+
+    def broken(detail: TokenRefresh) -> None:
+        raise RuntimeError("hook bug")
+
+    manager = make_manager(on_token_refresh=broken)
+    assert await manager.get_token() == endpoint.issued[0]
+    assert "on_token_refresh hook raised RuntimeError" in caplog.text
+
+
+async def test_repr_hides_secret_and_token(manager: TokenManager) -> None:
+    """The manager's repr shows the URL and client id, never the secret or the token."""
+    token = await manager.get_token()
+    text = repr(manager)
+    assert URL in text and "client-1" in text
+    assert SECRET not in text and token not in text
+
+
+async def test_aclose_cancels_the_background_renewal(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """aclose() cancels a renewal in flight and waits for it; no new background renewal starts after."""
+    old = await manager.get_token()
+    clock.advance(75)
+    endpoint.gate = asyncio.Event()
+    assert await manager.get_token() == old
+    task = manager._task
+    assert task is not None
+    await manager.aclose()
+    assert task.cancelled() and manager._task is None
+    assert await manager.get_token() == old
+    assert manager._task is None
+    clock.advance(20)
+    with pytest.raises(RuntimeError, match="closed"):
+        await manager.get_token()
+    await manager.aclose()
+
+
+async def test_waiter_sees_closing_as_runtime_error(manager: TokenManager, endpoint: FakeEndpoint) -> None:
+    """A caller waiting on a renewal that aclose() cancels gets RuntimeError, not a stray CancelledError."""
+    endpoint.gate = asyncio.Event()
+    waiting = asyncio.create_task(manager.get_token())
+    await spin()
+    await manager.aclose()
+    with pytest.raises(RuntimeError, match="closed while a token was being fetched"):
+        await waiting
+
+
+async def test_cancelled_waiter_does_not_cancel_the_renewal(
+    manager: TokenManager, endpoint: FakeEndpoint
+) -> None:
+    """One waiter's cancellation leaves the shared renewal running for the others."""
+    endpoint.gate = asyncio.Event()
+    first = asyncio.create_task(manager.get_token())
+    second = asyncio.create_task(manager.get_token())
+    await spin()
+    first.cancel()
+    await spin()
+    endpoint.gate.set()
+    assert await second == endpoint.issued[0]
+    assert first.cancelled()
+
+
+async def test_background_errors_are_retrieved(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """An unexpected exception in a background renewal reaches the hook, never the loop's error handler."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        old = await manager.get_token()
+        clock.advance(75)
+        endpoint.script.append(RuntimeError("bug"))
+        assert await manager.get_token() == old
+        await drain(manager)
+        gc.collect()
+        await spin()
+    finally:
+        loop.set_exception_handler(None)
+    assert seen == []
+    assert "failed unexpectedly (RuntimeError)" in str(events[-1].error)
+
+
+async def test_unexpected_error_reaches_waiters_as_authentication_error(
+    manager: TokenManager, endpoint: FakeEndpoint
+) -> None:
+    """A bug in a renewal callers wait for raises AuthenticationError caused by it."""
+    endpoint.script.append(KeyError("bug"))
+    with pytest.raises(errors.AuthenticationError) as info:
+        await manager.get_token()
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"advisory_window": 10, "mandatory_window": 20}, "token_settings.mandatory_window"),
+        ({"min_interval": -1}, "token_settings.min_interval"),
+    ],
+)
+def test_settings_are_checked(options: dict[str, float], field: str) -> None:
+    """A mandatory window longer than the advisory one, or a negative setting, is a ValidationError."""
+    with pytest.raises(errors.ValidationError) as info:
+        TokenSettings(**options)
+    assert info.value.field == field
+
+
+def test_default_settings() -> None:
+    """Defaults: renew from 5 min before expiry, wait from 1 min, one token request a second."""
+    settings = TokenSettings()
+    assert (settings.advisory_window, settings.mandatory_window, settings.min_interval) == (300, 60, 1)
+    assert (settings.backoff_initial, settings.backoff_max, settings.scope) == (
+        1,
+        60,
+        "v3api/general.partner",
+    )
+
+
+def test_manager_is_a_token_provider(manager: TokenManager) -> None:
+    """The manager satisfies the TokenProvider seam as it is."""
+    assert as_token_provider(manager) is manager
+
+
+async def test_client_credentials_on_the_wire(wire: WireServer) -> None:
+    """Through PartnerClient: Basic credentials and the form go to token_url, then the JWT to the API."""
+    jwt = make_jwt(exp=4_000_000_000, iat=1)
+    wire.reply(200, {"access_token": jwt, "expires_in": 3600, "token_type": "Bearer"})
+    wire.reply(200, [])
+    async with PartnerClient(
+        api_key=API_KEY, client_id="client-1", client_secret=SECRET, base_url=wire.url + "/v3",
+        token_url=wire.url + "/oauth2/token",
+    ) as client:  # fmt: skip
+        assert await client.webhooks.list() == []
+        await client._tokens.aclose()  # type: ignore[attr-defined]
+    token_request, api_request = wire.requests
+    assert (token_request.method, token_request.path) == ("POST", "/oauth2/token")
+    assert (
+        token_request.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"client-1:" + SECRET.encode()).decode()
+    )
+    assert token_request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = parse_qs(token_request.body.decode())
+    assert form == {"grant_type": ["client_credentials"], "scope": ["v3api/general.partner"]}
+    assert api_request.headers["Authorization"] == jwt
+    assert api_request.headers["x-api-key"] == API_KEY
