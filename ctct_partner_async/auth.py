@@ -355,19 +355,26 @@ class TokenManager:
             logger.debug("partner token taken from the cache (%s)", reason)
             self._hold(cached)
             return cached
-        await self._pace()
-        started = self._last_request_at = self._clock.monotonic()
-        try:
-            token = await self._request_token()
-        except errors.AuthenticationError as exc:
-            return self._failed(reason, exc, exc.__cause__, started)
-        self._succeeded(reason, token, started)
-        await self._to_cache(token)
-        return token
+        delay = 0.0
+        for attempt in range(THROTTLED_RETRIES + 1):
+            await self._pace(delay)
+            started = self._last_request_at = self._clock.monotonic()
+            try:
+                token = await self._request_token()
+            except errors.AuthenticationError as exc:
+                throttled = _throttled(exc.__cause__)
+                if throttled is None or attempt == THROTTLED_RETRIES:
+                    return self._failed(reason, exc, exc.__cause__, started)
+                delay = throttled.retry_after or 0.0  # another process shares the endpoint: wait, ask again
+                continue
+            self._succeeded(reason, token, started)
+            await self._to_cache(token)
+            return token
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pace(self) -> None:
-        """Wait until ``min_interval`` has passed since the last token request."""
-        wait = self._last_request_at + self._settings.min_interval - self._clock.monotonic()
+    async def _pace(self, delay: float = 0.0) -> None:
+        """Wait until ``min_interval`` (or a longer ``delay``) has passed since the last token request."""
+        wait = self._last_request_at + max(self._settings.min_interval, delay) - self._clock.monotonic()
         if wait > 0:
             await self._clock.sleep(wait)
 
@@ -449,3 +456,14 @@ class TokenManager:
             await self._cache.set(self._cache_key, cached)
         except Exception as exc:  # the token is held already; the cache is a convenience
             logger.warning("token cache write failed (%s)", type(exc).__name__)
+
+
+THROTTLED_RETRIES = 2
+"""A 429 ``throttled`` from the token endpoint (its ~1/s limit, shared with other processes) is asked
+again after ``min_interval`` (or its Retry-After) this many times before the renewal counts as failed."""
+
+
+def _throttled(cause: BaseException | None) -> errors.ThrottledError | None:
+    if isinstance(cause, errors.ThrottledError) and not isinstance(cause, errors.QuotaExceededError):
+        return cause
+    return None

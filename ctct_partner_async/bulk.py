@@ -4,7 +4,8 @@
 async iterable of rows (models, mappings such as CSV records, or ``BadRow``), keeps at most
 ``concurrency`` rows in flight under the client's rate limiter, and yields one ``Outcome`` per row as it
 completes. Memory stays flat in the number of rows. One row's failure never stops the job: it becomes a
-``failed`` or ``invalid`` outcome. Bugs and cancellation still propagate.
+``failed`` or ``invalid`` outcome, except a spent daily quota or refused credentials: then no later row
+is sent, and each is reported failed with that error. Bugs and cancellation still propagate.
 
 With a ``Journal`` the job survives a crash: run it again with the same journal and finished rows are
 skipped, rows that were in flight are reconciled (never blindly resent) and the rest are done.
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
 import attrs
 
 from .accounts import Accounts
-from .errors import CtctError, FieldError, ValidationError
+from .errors import AuthenticationError, CtctError, FieldError, QuotaExceededError, ValidationError
 from .journal import Entry, Journal, NullJournal
 from .models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from .rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
@@ -44,6 +45,9 @@ class OutcomeState(enum.StrEnum):
     FAILED = "failed"
     INVALID = "invalid"
 
+
+STOPS_THE_JOB = (QuotaExceededError, AuthenticationError)
+"""Errors no later row can escape: once one is met, the remaining rows are reported failed, not sent."""
 
 SUCCESS = frozenset(
     {
@@ -116,7 +120,7 @@ class Bulk:
         concurrency: int | None = None,
         journal: Journal | None = None,
         pending_wait: float = 60.0,
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Create an account per row (``NewAccount`` or a mapping of its fields), never twice.
 
         Rows answered with a 503 are stored by the API and created later: they are resolved from the
@@ -133,14 +137,14 @@ class Bulk:
         concurrency: int | None = None,
         journal: Journal | None = None,
         allowed_plan_types: Collection[str] = PlanType.KNOWN,
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Change the plan per row: ``encoded_account_id``, ``plan_type``, ``billing_day_of_month``."""
         job = _PlanJob(self._accounts, frozenset(p.upper() for p in allowed_plan_types))
         return _Runner(job, journal).stream(rows, concurrency or self._concurrency)
 
     def cancel_accounts(
         self, rows: Rows, *, concurrency: int | None = None, journal: Journal | None = None
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Cancel the account per row: ``encoded_account_id``, ``reason_id``, ``effective_date``."""
         return _Runner(_CancelJob(self._accounts), journal).stream(rows, concurrency or self._concurrency)
 
@@ -221,8 +225,9 @@ class _Runner(Generic[P]):
         self.journal: Journal | NullJournal = journal or NullJournal()
         self.seen: dict[str, int] = {}
         self.pending: list[tuple[int, CreateResult]] = []
+        self.stopped: CtctError | None = None
 
-    async def stream(self, rows: Rows, concurrency: int) -> AsyncIterator[Outcome]:
+    async def stream(self, rows: Rows, concurrency: int) -> AsyncGenerator[Outcome, None]:
         in_flight: set[asyncio.Task[Outcome | None]] = set()
         numbered = _numbered(rows)
         exhausted = False
@@ -267,6 +272,11 @@ class _Runner(Generic[P]):
                 encoded_account_id=entry.account_id,
                 attempts=entry.attempts,
             )
+        if self.stopped is not None:
+            error = f"not sent: the job stopped on an earlier row ({self.stopped})"
+            return Outcome(
+                index=index, key=parsed.key, state=OutcomeState.FAILED, error=error, exception=self.stopped
+            )
         return await self._attempt(index, parsed, entry)
 
     def _parse(self, index: int, item: Any) -> _Parsed[P]:
@@ -291,6 +301,8 @@ class _Runner(Generic[P]):
         except ValidationError as exc:
             return self._invalid(index, parsed.key, str(exc), exc)
         except CtctError as exc:
+            if isinstance(exc, STOPS_THE_JOB) and self.stopped is None:
+                self.stopped = exc
             self.journal.record(parsed.key, index, OutcomeState.FAILED, error=str(exc))
             return Outcome(
                 index=index,
@@ -310,23 +322,46 @@ class _Runner(Generic[P]):
         return outcome
 
     async def _resolve_pending(self) -> AsyncIterator[Outcome]:
+        """Report the held-back pending creates once the list shows them (or the wait runs out).
+
+        If the list can't be read (quota spent, credentials refused), each row is reported ``pending``
+        with that error: the journal keeps it pending, so a rerun reconciles it.
+        """
         if not self.pending:
             return
         assert isinstance(self.job, _CreateJob)
         accounts, wait = self.job.accounts, self.job.pending_wait
-        resolved = await asyncio.gather(*(accounts.resolve(r, wait=wait) for _, r in self.pending))
-        for (index, _), result in zip(self.pending, resolved, strict=True):
-            state = OutcomeState.CREATED if result.status is CreateStatus.CREATED else OutcomeState.PENDING
-            self.journal.record(result.login_name, index, state, account_id=result.encoded_account_id)
-            yield Outcome(
-                index=index,
-                key=result.login_name,
-                state=state,
-                encoded_account_id=result.encoded_account_id,
-                attempts=result.attempts,
-                deferred=True,
-            )
+        resolutions = await asyncio.gather(
+            *(accounts.resolve(r, wait=wait) for _, r in self.pending), return_exceptions=True
+        )
+        for (index, pending), resolved in zip(self.pending, resolutions, strict=True):
+            yield self._resolved(index, pending, resolved)
         self.pending.clear()
+
+    def _resolved(self, index: int, pending: CreateResult, resolved: CreateResult | BaseException) -> Outcome:
+        if isinstance(resolved, CtctError):
+            error = f"stored by the API (503) but not yet confirmed: {resolved}"
+            return Outcome(
+                index=index,
+                key=pending.login_name,
+                state=OutcomeState.PENDING,
+                error=error,
+                attempts=pending.attempts,
+                deferred=True,
+                exception=resolved,
+            )
+        if isinstance(resolved, BaseException):
+            raise resolved
+        state = OutcomeState.CREATED if resolved.status is CreateStatus.CREATED else OutcomeState.PENDING
+        self.journal.record(resolved.login_name, index, state, account_id=resolved.encoded_account_id)
+        return Outcome(
+            index=index,
+            key=resolved.login_name,
+            state=state,
+            encoded_account_id=resolved.encoded_account_id,
+            attempts=resolved.attempts,
+            deferred=True,
+        )
 
 
 def _row_error(reason: str) -> FieldError:

@@ -199,7 +199,8 @@ class RateLimiter:
     Requests are spaced ``1/rate`` apart (a token bucket with a burst of one), so a server that admits
     ``rate`` a second never sees a burst above it. On a 429 ``throttled`` the rate is cut by
     ``backoff_factor`` (another process may share the API key) and then recovers linearly to the
-    configured rate over ``recovery_time`` seconds, in the spirit of botocore's adaptive mode.
+    configured rate over ``recovery_time`` seconds, in the spirit of botocore's adaptive mode. Throttles
+    within ``cooldown`` seconds of a cut are answers to requests sent before it: they don't cut again.
     With ``max_wait`` set, a caller that would wait longer for its turn, or find every in-flight slot
     taken, gets ``RateLimitError`` at once instead (for web handlers that must answer quickly).
     """
@@ -214,6 +215,7 @@ class RateLimiter:
         backoff_factor: float = 0.5,
         recovery_time: float = 10.0,
         min_rate: float = 0.5,
+        cooldown: float = 1.0,
     ) -> None:
         if rate is not None and rate <= 0:
             raise errors.ValidationError(
@@ -226,6 +228,7 @@ class RateLimiter:
         self._max_wait = max_wait
         self._factor = backoff_factor
         self._recovery = recovery_time
+        self._cooldown = cooldown
         self._min_rate = min(min_rate, rate) if rate else min_rate
         self._floor_rate = rate
         self._throttled_at = -float("inf")
@@ -246,7 +249,7 @@ class RateLimiter:
         """The server answered 429 ``throttled``: slow down."""
         self.throttles += 1
         current = self.rate
-        if current is None:
+        if current is None or self._clock.monotonic() - self._throttled_at < self._cooldown:
             return
         self._floor_rate = max(self._min_rate, current * self._factor)
         self._throttled_at = self._clock.monotonic()

@@ -231,13 +231,18 @@ def test_limiter_adapts_to_throttling_and_recovers() -> None:
     assert limiter.rate == 10.0
     limiter.throttled()
     assert limiter.rate == pytest.approx(5.0)
+    limiter.throttled()  # a burst of 429s answers requests sent before the cut: one cut only
+    clock.advance(0.5)
     limiter.throttled()
-    assert limiter.rate == pytest.approx(2.5)
+    assert limiter.rate == pytest.approx(5.0 + 5.0 * 0.5 / 10.0)
+    clock.advance(0.5)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(5.5 / 2)  # recovered to 5.5 by then, cut to half
     clock.advance(5.0)
-    assert limiter.rate == pytest.approx(6.25)
+    assert limiter.rate == pytest.approx(2.75 + 7.25 * 0.5)
     clock.advance(10.0)
     assert limiter.rate == 10.0
-    assert limiter.throttles == 2
+    assert limiter.throttles == 4
 
 
 async def test_limiter_fail_fast() -> None:

@@ -1,0 +1,146 @@
+"""Client CPU per create: the full SDK against raw aiohttp and httpx, side by side in one run.
+
+The sandbox runs in its own process pinned to its own core (rate limits and faults off); this process
+runs on the other core. Each variant sends the same create body (unique login names) with the same
+headers through ``workers`` concurrent coroutines; the figure is this process's CPU time per request.
+The SDK variant is the whole stack: ``PartnerClient.accounts.create(NewAccount)`` with the token
+manager, a rate limiter set to a rate it never reaches, the retry policy and the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from benchmarks import harness
+from benchmarks.bench_sandbox import create_body
+from ctct_partner_async import NewAccount, PartnerClient
+
+API_KEY = "sandbox-api-key"
+_tags = itertools.count()
+
+
+async def drive(send: Callable[[int], Awaitable[Any]], count: int, workers: int) -> tuple[float, float]:
+    """Send ``count`` requests through ``workers`` coroutines; (CPU seconds, wall seconds) spent."""
+    counter = itertools.count()
+
+    async def worker() -> None:
+        while (index := next(counter)) < count:
+            await send(index)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _sdk_client(base: str, workers: int) -> PartnerClient:
+    return PartnerClient(
+        api_key=API_KEY,
+        client_id="sandbox-client",
+        client_secret="sandbox-secret",
+        base_url=base + "/v3",
+        token_url=base + "/oauth2/token",
+        rate_limit=1_000_000.0,
+        max_concurrency=workers,
+    )
+
+
+async def run_sdk(base: str, count: int, workers: int) -> tuple[float, float]:
+    tag = f"sdk{next(_tags)}"
+    async with _sdk_client(base, workers) as client:
+        await client.webhooks.list()  # the token, and a warm connection
+
+        async def send(i: int) -> None:
+            result = await client.accounts.create(NewAccount(**create_body(i, tag)))  # type: ignore[arg-type]
+            assert result.encoded_account_id
+
+        return await drive(send, count, workers)
+
+
+async def _token(session: aiohttp.ClientSession, base: str) -> str:
+    auth = aiohttp.BasicAuth("sandbox-client", "sandbox-secret")
+    async with session.post(
+        base + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=auth
+    ) as resp:
+        return str((await resp.json())["access_token"])
+
+
+async def run_raw(base: str, count: int, workers: int) -> tuple[float, float]:
+    tag = f"raw{next(_tags)}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as session:
+        headers = {"x-api-key": API_KEY, "Authorization": await _token(session, base),
+                   "Content-Type": "application/json", "Accept": "application/json"}  # fmt: skip
+        url = base + "/v3/partner/accounts"
+
+        async def send(i: int) -> None:
+            body = json.dumps(create_body(i, tag)).encode()
+            async with session.post(url, data=body, headers=headers) as resp:
+                data = await resp.json()
+                assert resp.status == 201 and data["encoded_account_id"]
+
+        return await drive(send, count, workers)
+
+
+async def run_httpx(base: str, count: int, workers: int) -> tuple[float, float]:
+    import httpx
+
+    tag = f"httpx{next(_tags)}"
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    async with httpx.AsyncClient(limits=limits) as session:
+        token_resp = await session.post(base + "/oauth2/token", data={"grant_type": "client_credentials"},
+                                        auth=("sandbox-client", "sandbox-secret"))  # fmt: skip
+        headers = {"x-api-key": API_KEY, "Authorization": token_resp.json()["access_token"],
+                   "Content-Type": "application/json", "Accept": "application/json"}  # fmt: skip
+        url = base + "/v3/partner/accounts"
+
+        async def send(i: int) -> None:
+            resp = await session.post(url, content=json.dumps(create_body(i, tag)).encode(), headers=headers)
+            assert resp.status_code == 201 and resp.json()["encoded_account_id"]
+
+        return await drive(send, count, workers)
+
+
+VARIANTS = {"raw": run_raw, "sdk": run_sdk, "httpx": run_httpx}
+
+
+async def measure(base: str, *, count: int, workers: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Per variant: the best round's CPU microseconds per request and requests per second."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):
+        for name, run in VARIANTS.items():
+            n = count if name != "httpx" else max(200, count // 5)
+            await run(base, min(200, n), workers)  # warm-up
+            cpu, wall = await run(base, n, workers)
+            figure = {"cpu_us": cpu / n * 1e6, "rps": n / wall}
+            if name not in best or figure["cpu_us"] < best[name]["cpu_us"]:
+                best[name] = figure
+    return best
+
+
+async def run_suite(*, quick: bool) -> dict[str, float]:
+    """The overhead figures for concurrency 16, 64 and 256, against a sandbox in its own process."""
+    with harness.sandbox("--rate-limit", "0") as base:
+        return await run(base, quick=quick)
+
+
+async def run(base: str, *, quick: bool) -> dict[str, float]:
+    """The overhead figures for concurrency 16, 64 and 256."""
+    results: dict[str, float] = {}
+    for workers in (16, 64, 256):
+        best = await measure(base, count=1000 if quick else 5000, workers=workers, rounds=1 if quick else 2)
+        raw = best["raw"]["cpu_us"]
+        results[f"raw_cpu_us_c{workers}"] = raw
+        results[f"sdk_cpu_us_c{workers}"] = best["sdk"]["cpu_us"]
+        results[f"httpx_cpu_us_c{workers}"] = best["httpx"]["cpu_us"]
+        results[f"overhead_cpu_ratio_c{workers}"] = best["sdk"]["cpu_us"] / raw
+        results[f"httpx_cpu_ratio_c{workers}"] = best["httpx"]["cpu_us"] / raw
+        results[f"httpx_vs_sdk_cpu_ratio_c{workers}"] = best["httpx"]["cpu_us"] / best["sdk"]["cpu_us"]
+        for name in VARIANTS:
+            results[f"{name}_rps_c{workers}"] = best[name]["rps"]
+    return results

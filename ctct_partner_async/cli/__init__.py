@@ -1,0 +1,191 @@
+"""The ``ctct-partner`` command: bulk jobs from files, account and webhook commands, the sandbox, a demo.
+
+``main(argv)`` returns the exit status: 0 when every row (or the command) succeeded, 1 when some rows
+failed or the API refused the command, 2 on a usage error (bad arguments, a missing credential, an
+unreadable file). ``run(argv)`` does the same inside an already running event loop (for tests and
+embedding; it cannot run ``sandbox``, which owns its loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from .._version import __version__
+from ..errors import CtctError, ValidationError
+from ..sandbox import cli as sandbox_cli
+from .commands import accounts_list, webhooks_command
+from .demo import demo_command
+from .jobs import bulk_command
+from .options import UsageError, bulk_options, connection_options, positive_int, topic
+
+__all__ = ["build_parser", "main", "run"]
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+PROG = "ctct-partner"
+DESCRIPTION = "Bulk jobs, accounts and webhooks on the Constant Contact partner API; a local sandbox; a demo."
+
+
+def _sub(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    command: Command | None,
+    help_text: str,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    add_help: bool = True,
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name, help=help_text, description=help_text, parents=parents, add_help=add_help, allow_abbrev=False
+    )
+    parser.set_defaults(run=command, parser=parser)
+    return parser
+
+
+def _add_bulk(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parents = [bulk_options(), connection_options()]
+    provision = _sub(
+        subparsers, "provision", bulk_command, "create an account per row (never twice)", parents=parents
+    )
+    provision.add_argument(
+        "--pending-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for creates the API deferred with a 503 (default 60)",
+    )
+    plans = _sub(
+        subparsers,
+        "plans",
+        bulk_command,
+        "change the plan per row: encoded_account_id, plan_type, billing_day_of_month",
+        parents=parents,
+    )
+    plans.add_argument(
+        "--allow-plan-type",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this plan_type besides the known ones (repeatable)",
+    )
+    _sub(
+        subparsers,
+        "cancel",
+        bulk_command,
+        "cancel the account per row: encoded_account_id, reason_id, effective_date",
+        parents=parents,
+    )
+
+
+def _add_accounts(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    accounts = _sub(subparsers, "accounts", None, "client accounts")
+    actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _sub(
+        actions, "list", accounts_list, "list every client account", parents=[connection_options()]
+    )
+    listing.add_argument("--type", choices=("all", "managed", "unmanaged"), default="all")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+
+def _add_webhooks(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    webhooks = _sub(subparsers, "webhooks", None, "partner webhook topics")
+    actions = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    parents = [connection_options()]
+    listing = _sub(actions, "list", webhooks_command, "every topic and its callback", parents=parents)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    subscribe = _sub(
+        actions, "subscribe", webhooks_command, "subscribe a topic to a callback URI", parents=parents
+    )
+    subscribe.add_argument("topic", type=topic, metavar="TOPIC", help="1-4 or a name (billing-tier-upgrade)")
+    subscribe.add_argument("uri", metavar="URI", help="https callback, at most 512 characters")
+    for name, text in (
+        ("unsubscribe", "stop notifications for a topic"),
+        ("test", "send a test notification"),
+    ):
+        parser = _sub(actions, name, webhooks_command, text, parents=parents)
+        parser.add_argument("topic", type=topic, metavar="TOPIC", help="1-4 or a name (account-cancelled)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ctct-partner`` argument parser."""
+    parser = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_bulk(subparsers)
+    _add_accounts(subparsers)
+    _add_webhooks(subparsers)
+    _sub(
+        subparsers,
+        "sandbox",
+        None,
+        "run the local sandbox (the partner API emulator)",
+        parents=[sandbox_cli.build_parser()],
+        add_help=False,
+    )
+    demo = _sub(subparsers, "demo", demo_command, "a bulk run against an in-process sandbox with faults on")
+    demo.add_argument("--accounts", type=positive_int, default=1000, metavar="N", help="default 1000")
+    demo.add_argument("--seed", type=int, default=1, help="the same seed gives the same run (default 1)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status when argparse stopped (``--help``: 0, an error: 2)."""
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+async def execute(args: argparse.Namespace) -> int:
+    """Run a parsed command in the running loop and map its errors to an exit status."""
+    parser: argparse.ArgumentParser = args.parser
+    command: Command = args.run
+    try:
+        return await command(args)
+    except (UsageError, ValidationError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except CtctError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+async def run(argv: list[str]) -> int:
+    """Like ``main`` but inside a running event loop."""
+    args = parse(argv)
+    if isinstance(args, int):
+        return args
+    if args.command == "sandbox":
+        print(f"{PROG} sandbox: run it with main(), it owns its event loop", file=sys.stderr)
+        return 2
+    return await execute(args)
+
+
+def run_sandbox_command(argv: list[str]) -> int:
+    """``sandbox``: the sandbox's own command line, which owns its event loop and signal handling."""
+    try:
+        return sandbox_cli.main(argv)
+    except SystemExit as exc:  # its parser rejected a value (a bad --fault)
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``ctct-partner`` entry point; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    if isinstance(args, int):
+        return args
+    if args.command == "sandbox":
+        return run_sandbox_command(argv[argv.index("sandbox") + 1 :])
+    try:
+        return asyncio.run(execute(args))
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted (a bulk job resumes from its --journal)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

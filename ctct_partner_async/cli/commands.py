@@ -1,0 +1,83 @@
+"""The single-call commands: ``accounts list`` and ``webhooks list|subscribe|unsubscribe|test``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+
+import attrs
+
+from ..models import AccountSummary, WebhookSubscription, WebhookTopic
+from .options import make_client
+from .report import format_table
+
+__all__ = ["account_record", "accounts_list", "webhook_record", "webhooks_command"]
+
+ACCOUNT_COLUMNS = ("encoded_account_id", "billing_status", "site_owner_name", "organization_name")
+
+
+def account_record(account: AccountSummary) -> dict[str, object]:
+    """An account as a JSON object (dates in ISO 8601)."""
+    record = attrs.asdict(account)
+    if account.last_login_date is not None:
+        record["last_login_date"] = account.last_login_date.isoformat()
+    return record
+
+
+def webhook_record(sub: WebhookSubscription) -> dict[str, object]:
+    """A webhook topic as a JSON object."""
+    return {**attrs.asdict(sub), "topic_id": int(sub.topic_id)}
+
+
+def _topic_label(topic_id: int) -> str:
+    try:
+        return WebhookTopic(topic_id).name.lower().replace("_", "-")
+    except ValueError:
+        return str(topic_id)
+
+
+def account_lines(accounts: list[AccountSummary]) -> list[str]:
+    """The accounts as a table, with a count at the end."""
+    rows = [[getattr(a, column) for column in ACCOUNT_COLUMNS] for a in accounts]
+    headers = ("ACCOUNT ID", "STATUS", "SITE OWNER", "ORGANIZATION")
+    return [*format_table(headers, rows), f"{len(accounts)} accounts"]
+
+
+async def accounts_list(args: argparse.Namespace) -> int:
+    """``accounts list``: every client account as a table, or one JSON object a line with ``--json``."""
+    async with make_client(args) as client:
+        listing = client.accounts.list(account_type=args.type)
+        if args.json:
+            async for account in listing:
+                print(json.dumps(account_record(account), ensure_ascii=False), flush=True)
+        else:
+            print("\n".join(account_lines([a async for a in listing])))
+    return 0
+
+
+def webhook_lines(subs: Iterable[WebhookSubscription]) -> list[str]:
+    """The webhook topics as a table."""
+    rows = [(int(s.topic_id), _topic_label(int(s.topic_id)), s.hook_uri or "(not subscribed)") for s in subs]
+    return format_table(("TOPIC", "NAME", "CALLBACK"), rows)
+
+
+async def webhooks_command(args: argparse.Namespace) -> int:
+    """``webhooks list|subscribe|unsubscribe|test``."""
+    async with make_client(args) as client:
+        hooks = client.webhooks
+        if args.action == "list":
+            subs = await hooks.list()
+            lines = [json.dumps(webhook_record(s)) for s in subs] if args.json else webhook_lines(subs)
+            print("\n".join(lines))
+        elif args.action == "subscribe":
+            sub = await hooks.subscribe(args.topic, args.uri)
+            print(f"topic {args.topic} ({_topic_label(args.topic)}) now calls {sub.hook_uri or args.uri}")
+        elif args.action == "unsubscribe":
+            await hooks.unsubscribe(args.topic)
+            print(f"topic {args.topic} ({_topic_label(args.topic)}) unsubscribed")
+        else:
+            sub = await hooks.send_test(args.topic)
+            label = f"topic {args.topic} ({_topic_label(args.topic)})"
+            print(f"test notification for {label} sent to {sub.hook_uri}")
+    return 0

@@ -1,0 +1,160 @@
+"""Command-line options shared by the commands: credentials and endpoints (flag or environment), limits.
+
+A missing credential or a bad setting is a :class:`UsageError` (exit status 2) naming the flag and the
+environment variable. Secret values are never echoed back in a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..client import DEFAULT_BASE_URL, PartnerClient
+from ..errors import ValidationError
+from ..models import WebhookTopic
+from ..tokens import DEFAULT_TOKEN_URL
+
+__all__ = [
+    "ENVIRONMENT",
+    "UsageError",
+    "bulk_options",
+    "connection_options",
+    "make_client",
+    "positive_int",
+    "rate_limit",
+    "topic",
+]
+
+# setting -> (flag, environment variable)
+CREDENTIALS = {
+    "api_key": ("--api-key", "CTCT_API_KEY"),
+    "client_id": ("--client-id", "CTCT_CLIENT_ID"),
+    "client_secret": ("--client-secret", "CTCT_CLIENT_SECRET"),
+}
+ENDPOINTS = {
+    "base_url": ("--base-url", "CTCT_BASE_URL", DEFAULT_BASE_URL),
+    "token_url": ("--token-url", "CTCT_TOKEN_URL", DEFAULT_TOKEN_URL),
+}
+ENVIRONMENT = [var for _, var in CREDENTIALS.values()] + [var for _, var, _ in ENDPOINTS.values()]
+
+
+class UsageError(Exception):
+    """The command was called wrongly: a missing credential, a bad setting, an unreadable file."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def rate_limit(text: str) -> float | None:
+    """An argparse type: requests per second, ``0`` for no client-side limit (``None``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of requests per second, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a positive number, got {text!r}")
+    return value or None
+
+
+def topic(text: str) -> int:
+    """An argparse type: a webhook topic by number (1-4) or name (``billing-tier-upgrade``)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(WebhookTopic[text.strip().upper().replace("-", "_")])
+    except KeyError:
+        names = ", ".join(t.name.lower().replace("_", "-") for t in WebhookTopic)
+        raise argparse.ArgumentTypeError(f"unknown topic {text!r}; use 1-4 or one of {names}") from None
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """A parent parser: credentials, endpoints and the client-side rate limit."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    group = parser.add_argument_group("credentials and endpoints (flags override the environment)")
+    for name, (flag, var) in CREDENTIALS.items():
+        group.add_argument(flag, dest=name, metavar=name.upper(), help=f"default: ${var}")
+    for name, (flag, var, default) in ENDPOINTS.items():
+        group.add_argument(flag, dest=name, metavar="URL", help=f"default: ${var}, else {default}")
+    group.add_argument(
+        "--authorization-prefix",
+        default="",
+        metavar="TEXT",
+        help='put before the JWT (default: none; "Bearer " for the newer token URL)',
+    )
+    group.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        default=4.0,
+        metavar="N",
+        help="requests per second sent by this command (default 4; 0: no limit)",
+    )
+    return parser
+
+
+def bulk_options() -> argparse.ArgumentParser:
+    """A parent parser: the input file, journal, results, concurrency and progress of a bulk command."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="rows as .csv (with a header) or .jsonl; columns are the API's field names",
+    )
+    group = parser.add_argument_group("bulk job")
+    group.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="SQLite journal: run again with the same journal to resume without duplicates "
+        "(default: none, kept in memory)",
+    )
+    group.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write one JSON line per row: index, key, state, encoded_account_id, error",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=16,
+        metavar="N",
+        help="rows in flight at once (default 16)",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    return parser
+
+
+def client_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``PartnerClient`` settings from the flags, else the environment; ``UsageError`` if one is missing."""
+    settings: dict[str, Any] = {}
+    missing = []
+    for name, (flag, var) in CREDENTIALS.items():
+        settings[name] = getattr(args, name) or environ.get(var)
+        if not settings[name]:
+            missing.append(f"{flag} (or ${var})")
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+    for name, (_, var, default) in ENDPOINTS.items():
+        settings[name] = getattr(args, name) or environ.get(var) or default
+    settings["authorization_prefix"] = args.authorization_prefix
+    settings["rate_limit"] = args.rate_limit
+    return settings
+
+
+def make_client(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None, **extra: Any
+) -> PartnerClient:
+    """A ``PartnerClient`` for the command; ``UsageError`` on a missing or bad setting."""
+    settings = client_settings(args, os.environ if environ is None else environ)
+    try:
+        return PartnerClient(**settings, **extra)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,74 @@
+"""A pytest plugin for your own test suites: the ``ctct_sandbox`` fixture.
+
+Installed with the package (entry point ``pytest11``) and active wherever pytest-asyncio is installed::
+
+    async def test_provisioning(ctct_sandbox):
+        result = await ctct_sandbox.client.accounts.create(NewAccount(...))
+        assert ctct_sandbox.sandbox.accounts()[0]["encoded_account_id"] == result.encoded_account_id
+
+The fixture starts a sandbox on an ephemeral loopback port (no rate limit, no faults; change
+``ctct_sandbox.sandbox.faults`` to script some) and gives a ``PartnerClient`` already pointed at it. Mark
+a test with ``@pytest.mark.ctct_sandbox(rate_limit=4, token_ttl=5, ...)`` to pass ``SandboxConfig``
+settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+
+from .client import PartnerClient
+from .sandbox import Sandbox, SandboxConfig, SandboxHandle, run_sandbox
+
+__all__ = ["SandboxFixture", "sandbox_client"]
+
+
+@attrs.frozen
+class SandboxFixture:
+    """A running sandbox and a client for it."""
+
+    handle: SandboxHandle
+    client: PartnerClient
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox's state: accounts, stats, faults, request log."""
+        return self.handle.sandbox
+
+
+def sandbox_client(handle: SandboxHandle, **options: Any) -> PartnerClient:
+    """A ``PartnerClient`` with the sandbox's URLs and credentials (and no client-side rate limit)."""
+    config = handle.sandbox.config
+    settings: dict[str, Any] = {"rate_limit": None, **options}
+    return PartnerClient(
+        api_key=config.api_key,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        base_url=handle.base_url,
+        token_url=handle.token_url,
+        **settings,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "ctct_sandbox(**settings): SandboxConfig settings for the ctct_sandbox fixture"
+    )
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the fixture needs pytest-asyncio
+    pass
+else:
+
+    @pytest_asyncio.fixture
+    async def ctct_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[SandboxFixture]:
+        """A sandbox on an ephemeral port and a ready ``PartnerClient`` for it."""
+        marker = request.node.get_closest_marker("ctct_sandbox")
+        settings = {"rate_limit": 0, "daily_quota": 0, **(marker.kwargs if marker else {})}
+        async with run_sandbox(SandboxConfig(**settings)) as handle, sandbox_client(handle) as client:
+            yield SandboxFixture(handle, client)

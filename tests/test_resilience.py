@@ -1,0 +1,183 @@
+"""Resilience against the sandbox: no duplicate and no lost account under faults, limits respected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ctct_partner_async import NewAccount, PartnerClient, errors
+from ctct_partner_async.clock import FakeClock
+from ctct_partner_async.hooks import ResponseDetails
+from ctct_partner_async.models import CreateStatus
+from ctct_partner_async.policy import RetryPolicy
+from ctct_partner_async.protocol import JSON_HEADERS, Request
+from ctct_partner_async.sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
+
+
+def account(i: int) -> NewAccount:
+    return NewAccount(contact_email=f"owner{i}@example.com", login_name=f"client_{i:05d}", password="s3cret-pass",
+                      country_code="US", state_code="MA", organization_name=f"Org {i}")  # fmt: skip
+
+
+def client_for(sb: SandboxHandle, clock: FakeClock, **options: object) -> PartnerClient:
+    cfg = sb.sandbox.config
+    return PartnerClient(api_key=cfg.api_key, client_id=cfg.client_id, client_secret=cfg.client_secret,
+                         base_url=sb.base_url, token_url=sb.token_url, clock=clock, **options)  # type: ignore[arg-type]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def ticking(clock: FakeClock, step: float = 0.002) -> AsyncIterator[None]:
+    """Move the fake clock ``step`` seconds every turn of the event loop: compressed real time."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0)
+            clock.advance(step)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_creates_under_faults_never_duplicate_or_lose() -> None:
+    """2,000 creates with deferred 503s, throttles, drops after commit and 500s: exactly 2,000 accounts,
+    every call created, reconciled or pending-then-resolved with the id the sandbox holds."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(create_503=0.10, throttle_429=0.05, drop_after_commit=0.03, error_500=0.02,
+                    deferred_delay=2.0, fault_operations=("create_account",))  # fmt: skip
+    config = SandboxConfig(rate_limit=0, daily_quota=0, seed=1234, faults=faults, clock=clock.time)
+    async with (
+        run_sandbox(config) as sb,
+        client_for(sb, clock, rate_limit=None, max_concurrency=64) as client,
+    ):
+        results = await asyncio.gather(*(client.accounts.create(account(i)) for i in range(2000)))
+        statuses = Counter(r.status for r in results)
+        resolved = await asyncio.gather(*(client.accounts.resolve(r, wait=30.0) for r in results))
+        held = {a["login_name"]: a["encoded_account_id"] for a in sb.sandbox.accounts()}
+        stats = sb.sandbox.stats()
+    assert len(held) == 2000
+    assert all(r.done for r in resolved)
+    assert {r.login_name: r.encoded_account_id for r in resolved} == held
+    # every fault kind really happened, and each was absorbed the way it should be
+    assert statuses[CreateStatus.PENDING] > 100
+    assert statuses[CreateStatus.RECONCILED] > 20
+    assert statuses[CreateStatus.CREATED] > 1500
+    assert sum(r.deferred for r in resolved) == statuses[CreateStatus.PENDING]
+    assert client.retries > 100
+    assert stats["api_requests"] > 2000
+
+
+async def test_rate_limited_creates_rarely_meet_429() -> None:
+    """Sandbox at 100/s, 500 creates at concurrency 64 through a client limited to 100/s: < 1% are 429."""
+    clock = FakeClock()
+    statuses: Counter[int | None] = Counter()
+
+    def count(details: ResponseDetails) -> None:
+        statuses[details.status] += 1
+
+    config = SandboxConfig(rate_limit=100, daily_quota=0, token_rate_limit=0, clock=clock.time)
+    async with run_sandbox(config) as sb, client_for(sb, clock, rate_limit=100, max_concurrency=64,
+                                                     on_response=count) as client:  # fmt: skip
+        async with ticking(clock):
+            started = clock.monotonic()
+            results = await asyncio.gather(*(client.accounts.create(account(i)) for i in range(500)))
+            elapsed = clock.monotonic() - started
+    assert all(r.status is CreateStatus.CREATED for r in results)
+    total = sum(statuses.values())
+    assert statuses[201] == 500
+    assert statuses[429] / total < 0.01
+    assert elapsed >= 500 / 100 - 0.1  # the limiter really paced them (by the shared clock)
+
+
+async def test_quota_exceeded_raised_at_once() -> None:
+    """quota_exceeded is raised on the first answer, with the reset time, and never retried."""
+    clock = FakeClock(autojump=True)
+    config = SandboxConfig(rate_limit=0, daily_quota=3, clock=clock.time)
+    async with run_sandbox(config) as sb, client_for(sb, clock, rate_limit=None) as client:
+        for i in range(3):
+            await client.accounts.create(account(i))
+        before = sb.sandbox.stats()["api_requests"]
+        with pytest.raises(errors.QuotaExceededError) as info:
+            await client.accounts.create(account(99))
+        after = sb.sandbox.stats()["api_requests"]
+    assert after - before == 1
+    assert info.value.reset_at.hour == 0
+    assert client.retries == 0
+
+
+async def test_bad_request_is_never_retried() -> None:
+    """A 400 from the server (a body the SDK's own checks would have stopped) is raised after one request."""
+    clock = FakeClock(autojump=True)
+    raw = Request(
+        "POST", "partner/accounts", "create_account", body=b'{"login_name": "x"}', headers=JSON_HEADERS
+    )
+    async with (
+        run_sandbox(SandboxConfig(rate_limit=0, clock=clock.time)) as sb,
+        client_for(sb, clock) as client,
+    ):
+        await client.webhooks.list()
+        before = sb.sandbox.stats()["api_requests"]
+        with pytest.raises(errors.BadRequestError) as info:
+            await client.send(raw)
+        after = sb.sandbox.stats()["api_requests"]
+    assert after - before == 1
+    assert info.value.error_keys
+    assert client.retries == 0
+
+
+async def test_real_conflict_is_reported() -> None:
+    """A 409 with no earlier ambiguous attempt is a real conflict: ConflictError, not reconciled."""
+    clock = FakeClock(autojump=True)
+    async with (
+        run_sandbox(SandboxConfig(rate_limit=0, clock=clock.time)) as sb,
+        client_for(sb, clock) as client,
+    ):
+        await client.accounts.create(account(7))
+        with pytest.raises(errors.ConflictError):
+            await client.accounts.create(account(7))
+        assert len(sb.sandbox.accounts()) == 1
+
+
+async def test_cancellation_during_backoff_leaves_nothing_behind() -> None:
+    """Cancelling a call sleeping in backoff leaves no pending task and no open session."""
+    clock = FakeClock()
+    faults = Faults(error_500=1.0)
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        client = client_for(sb, clock, rate_limit=None)
+        task = asyncio.create_task(client.accounts.get_plan("abc123"))
+        while clock.sleepers == 0:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.aclose()
+        session = client._transport._session
+        assert session is not None and session.closed
+        assert clock.sleepers == 0
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        assert [t for t in others if "ctct_partner_async" in repr(t.get_coro())] == []
+
+
+async def test_hooks_see_requests_responses_and_retries() -> None:
+    """on_request, on_response and on_retry get frozen details with no credentials in them."""
+    clock = FakeClock(autojump=True)
+    seen: list[object] = []
+    faults = Faults(error_500=1.0, fault_operations=("get_plan",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        async with client_for(sb, clock, retry_policy=RetryPolicy(max_attempts=2), on_request=seen.append,
+                              on_response=seen.append, on_retry=seen.append) as client:  # fmt: skip
+            with pytest.raises(errors.ServerError):
+                await client.accounts.get_plan("abc123")
+    kinds = [type(s).__name__ for s in seen]
+    assert kinds == ["RequestDetails", "ResponseDetails", "RetryDetails", "RequestDetails", "ResponseDetails"]
+    text = repr(seen)
+    for secret in ("sandbox-secret", "sandbox-api-key", "eyJ"):
+        assert secret not in text
