@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
-import attrs
 
 from . import errors, operations
 from .accounts import Accounts
@@ -48,17 +47,35 @@ class _Client:
     limiter (which also caps concurrency), one HTTP exchange with the hooks, and the status check.
     """
 
-    def __init__(self, transport: Transport, options: _Options) -> None:
-        self._transport = transport
-        self._clock = options.clock
-        self._limiter = RateLimiter(
-            options.rate_limit, options.max_concurrency, options.clock, max_wait=options.rate_limit_max_wait
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        rate_limit: float | None,
+        max_concurrency: int,
+        rate_limit_max_wait: float | None,
+        retry_policy: RetryPolicy | None,
+        on_request: RequestHook | None,
+        on_response: ResponseHook | None,
+        on_retry: RetryHook | None,
+        session: aiohttp.ClientSession | None,
+        timeouts: Timeouts | None,
+        max_connections: int,
+        user_agent: str | None,
+        clock: Clock,
+    ) -> None:
+        self._transport = Transport(
+            base_url=base_url,
+            session=session,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            user_agent=user_agent,
         )
-        self._retrier = Retrier(
-            options.retry_policy or RetryPolicy(), options.clock, on_retry=options.on_retry
-        )
-        self._on_request = options.on_request
-        self._on_response = options.on_response
+        self._clock = clock
+        self._limiter = RateLimiter(rate_limit, max_concurrency, clock, max_wait=rate_limit_max_wait)
+        self._retrier = Retrier(retry_policy or RetryPolicy(), clock, on_retry=on_retry)
+        self._on_request = on_request
+        self._on_response = on_response
 
     async def __aenter__(self) -> Self:
         return self
@@ -142,20 +159,6 @@ class _Client:
         raise error
 
 
-@attrs.frozen(kw_only=True)
-class _Options:
-    """The pipeline settings both clients take."""
-
-    clock: Clock
-    rate_limit: float | None
-    max_concurrency: int
-    rate_limit_max_wait: float | None
-    retry_policy: RetryPolicy | None
-    on_request: RequestHook | None
-    on_response: ResponseHook | None
-    on_retry: RetryHook | None
-
-
 class PartnerClient(_Client):
     """The v3 technology-partner API.
 
@@ -196,15 +199,8 @@ class PartnerClient(_Client):
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api_key = _required("api_key", api_key)
-        transport = Transport(
+        super().__init__(
             base_url=base_url,
-            session=session,
-            timeouts=timeouts,
-            max_connections=max_connections,
-            user_agent=user_agent,
-        )
-        options = _Options(
-            clock=clock,
             rate_limit=rate_limit,
             max_concurrency=max_concurrency,
             rate_limit_max_wait=rate_limit_max_wait,
@@ -212,14 +208,18 @@ class PartnerClient(_Client):
             on_request=on_request,
             on_response=on_response,
             on_retry=on_retry,
+            session=session,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            user_agent=user_agent,
+            clock=clock,
         )
-        super().__init__(transport, options)
         self._prefix = authorization_prefix
         if token_provider is not None:
             self._tokens = as_token_provider(token_provider)
         else:
             self._tokens = TokenManager(
-                transport=transport,
+                transport=self._transport,
                 token_url=check_url(token_url, setting="token_url"),
                 client_id=_required("client_id", client_id),
                 client_secret=_required("client_secret", client_secret),
@@ -283,23 +283,19 @@ class LegacyBillingClient(_Client):
         }
         self._query = {"api_key": _required("api_key", api_key)}
         super().__init__(
-            Transport(
-                base_url=base_url,
-                session=session,
-                timeouts=timeouts,
-                max_connections=max_connections,
-                user_agent=user_agent,
-            ),
-            _Options(
-                clock=clock,
-                rate_limit=rate_limit,
-                max_concurrency=max_concurrency,
-                rate_limit_max_wait=rate_limit_max_wait,
-                retry_policy=retry_policy,
-                on_request=on_request,
-                on_response=on_response,
-                on_retry=on_retry,
-            ),
+            base_url=base_url,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            rate_limit_max_wait=rate_limit_max_wait,
+            retry_policy=retry_policy,
+            on_request=on_request,
+            on_response=on_response,
+            on_retry=on_retry,
+            session=session,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            user_agent=user_agent,
+            clock=clock,
         )
 
     def __repr__(self) -> str:
