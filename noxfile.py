@@ -6,7 +6,7 @@ import nox
 
 nox.options.sessions = ["lint", "typing", "architecture", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = False
+nox.options.error_on_missing_interpreters = True  # a CI run with every session skipped must fail
 
 PYTHON = "3.11"
 TEST_DEPS = [".[test,cli]"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -110,17 +111,27 @@ VARIANTS = {"raw": run_raw, "sdk": run_sdk, "httpx": run_httpx}
 
 
 async def measure(base: str, *, count: int, workers: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Per variant: the best round's CPU microseconds per request and requests per second."""
-    best: dict[str, dict[str, float]] = {}
+    """Per variant, the median over ``rounds`` of CPU microseconds per request and requests per second,
+    and per round the SDK/raw and httpx/SDK ratios (rounds alternate the variants, so each ratio compares
+    neighbours measured under the same conditions)."""
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
     for _ in range(rounds):
         for name, run in VARIANTS.items():
             n = count if name != "httpx" else max(200, count // 5)
-            await run(base, min(200, n), workers)  # warm-up
+            await run(base, min(200, n), workers)  # warm-up: connections, token
             cpu, wall = await run(base, n, workers)
-            figure = {"cpu_us": cpu / n * 1e6, "rps": n / wall}
-            if name not in best or figure["cpu_us"] < best[name]["cpu_us"]:
-                best[name] = figure
-    return best
+            samples[name].append({"cpu_us": cpu / n * 1e6, "rps": n / wall})
+    result = {
+        name: {key: statistics.median(s[key] for s in runs) for key in ("cpu_us", "rps")}
+        for name, runs in samples.items()
+    }
+    pairs = list(zip(samples["raw"], samples["sdk"], samples["httpx"], strict=True))
+    result["ratios"] = {
+        "sdk_raw": statistics.median(sdk["cpu_us"] / raw["cpu_us"] for raw, sdk, _ in pairs),
+        "httpx_sdk": statistics.median(hx["cpu_us"] / sdk["cpu_us"] for _, sdk, hx in pairs),
+        "httpx_raw": statistics.median(hx["cpu_us"] / raw["cpu_us"] for raw, _, hx in pairs),
+    }
+    return result
 
 
 async def run_suite(*, quick: bool) -> dict[str, float]:
@@ -133,14 +144,11 @@ async def run(base: str, *, quick: bool) -> dict[str, float]:
     """The overhead figures for concurrency 16, 64 and 256."""
     results: dict[str, float] = {}
     for workers in (16, 64, 256):
-        best = await measure(base, count=1000 if quick else 5000, workers=workers, rounds=1 if quick else 2)
-        raw = best["raw"]["cpu_us"]
-        results[f"raw_cpu_us_c{workers}"] = raw
-        results[f"sdk_cpu_us_c{workers}"] = best["sdk"]["cpu_us"]
-        results[f"httpx_cpu_us_c{workers}"] = best["httpx"]["cpu_us"]
-        results[f"overhead_cpu_ratio_c{workers}"] = best["sdk"]["cpu_us"] / raw
-        results[f"httpx_cpu_ratio_c{workers}"] = best["httpx"]["cpu_us"] / raw
-        results[f"httpx_vs_sdk_cpu_ratio_c{workers}"] = best["httpx"]["cpu_us"] / best["sdk"]["cpu_us"]
+        best = await measure(base, count=1000 if quick else 3000, workers=workers, rounds=3 if quick else 5)
         for name in VARIANTS:
+            results[f"{name}_cpu_us_c{workers}"] = best[name]["cpu_us"]
             results[f"{name}_rps_c{workers}"] = best[name]["rps"]
+        results[f"overhead_cpu_ratio_c{workers}"] = best["ratios"]["sdk_raw"]
+        results[f"httpx_cpu_ratio_c{workers}"] = best["ratios"]["httpx_raw"]
+        results[f"httpx_vs_sdk_cpu_ratio_c{workers}"] = best["ratios"]["httpx_sdk"]
     return results

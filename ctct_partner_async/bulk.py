@@ -21,7 +21,14 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .accounts import Accounts
-from .errors import AuthenticationError, CtctError, FieldError, QuotaExceededError, ValidationError
+from .errors import (
+    AuthenticationError,
+    CtctError,
+    FieldError,
+    QuotaExceededError,
+    UnconfirmedCreateError,
+    ValidationError,
+)
 from .journal import Entry, Journal, NullJournal
 from .models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from .rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
@@ -127,7 +134,7 @@ class Bulk:
         account list at the end of the job, waiting up to ``pending_wait`` seconds, and reported then.
         """
         return _Runner(_CreateJob(self._accounts, pending_wait), journal).stream(
-            rows, concurrency or self._concurrency
+            rows, self._concurrency if concurrency is None else concurrency
         )
 
     def change_plans(
@@ -140,13 +147,15 @@ class Bulk:
     ) -> AsyncGenerator[Outcome, None]:
         """Change the plan per row: ``encoded_account_id``, ``plan_type``, ``billing_day_of_month``."""
         job = _PlanJob(self._accounts, frozenset(p.upper() for p in allowed_plan_types))
-        return _Runner(job, journal).stream(rows, concurrency or self._concurrency)
+        return _Runner(job, journal).stream(rows, self._concurrency if concurrency is None else concurrency)
 
     def cancel_accounts(
         self, rows: Rows, *, concurrency: int | None = None, journal: Journal | None = None
     ) -> AsyncGenerator[Outcome, None]:
         """Cancel the account per row: ``encoded_account_id``, ``reason_id``, ``effective_date``."""
-        return _Runner(_CancelJob(self._accounts), journal).stream(rows, concurrency or self._concurrency)
+        return _Runner(_CancelJob(self._accounts), journal).stream(
+            rows, self._concurrency if concurrency is None else concurrency
+        )
 
 
 class _CreateJob(_Job[NewAccount]):
@@ -228,6 +237,8 @@ class _Runner(Generic[P]):
         self.stopped: CtctError | None = None
 
     async def stream(self, rows: Rows, concurrency: int) -> AsyncGenerator[Outcome, None]:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError([FieldError("concurrency", "must be a whole number of at least 1")])
         in_flight: set[asyncio.Task[Outcome | None]] = set()
         numbered = _numbered(rows)
         exhausted = False
@@ -289,7 +300,8 @@ class _Runner(Generic[P]):
         return parsed
 
     def _invalid(self, index: int, key: str, message: str, exc: BaseException) -> Outcome:
-        self.journal.record(key, index, OutcomeState.INVALID, error=message)
+        # Not journaled: nothing was sent, the next run checks the row again, and an invalid duplicate
+        # must not overwrite the journal entry of the good row it duplicates.
         return Outcome(index=index, key=key, state=OutcomeState.INVALID, error=message, exception=exc)
 
     async def _attempt(self, index: int, parsed: _Parsed[P], entry: Entry | None) -> Outcome | None:
@@ -303,7 +315,9 @@ class _Runner(Generic[P]):
         except CtctError as exc:
             if isinstance(exc, STOPS_THE_JOB) and self.stopped is None:
                 self.stopped = exc
-            self.journal.record(parsed.key, index, OutcomeState.FAILED, error=str(exc))
+            # An unconfirmed create may exist: the journal keeps it unsettled so the next run reconciles it.
+            unsettled = isinstance(exc, UnconfirmedCreateError)
+            self.journal.record(parsed.key, index, "in_flight" if unsettled else "failed", error=str(exc))
             return Outcome(
                 index=index,
                 key=parsed.key,

@@ -137,8 +137,7 @@ class _Client:
         started = self._clock.monotonic()
         status: int | None = None
         try:
-            async with self._limiter.slot():
-                response = await self._transport.send(request, headers, query)
+            response = await self._transport.send(request, headers, query)
             status = response.status
         finally:
             if self._on_response is not None:
@@ -243,13 +242,18 @@ class PartnerClient(_Client):
 
     async def _attempt(self, request: Request, url: str, number: int) -> Response:
         """One attempt: on a 401 renew the token once and replay once."""
-        token = await self._tokens.get_token()
-        response = await self._exchange(request, url, number, self._credentials(token))
+        token, response = await self._send_once(request, url, number)
         if response.status == 401:
             self._tokens.invalidate(token)
-            token = await self._tokens.get_token()
-            response = await self._exchange(request, url, number, self._credentials(token))
+            token, response = await self._send_once(request, url, number)
         return self._check(request, url, response)
+
+    async def _send_once(self, request: Request, url: str, number: int) -> tuple[str, Response]:
+        """Wait for a slot, then take the token current at that moment: a call that queued behind the
+        rate limit past a rollover never sends the token it would have had when it started queueing."""
+        async with self._limiter.slot():
+            token = await self._tokens.get_token()
+            return token, await self._exchange(request, url, number, self._credentials(token))
 
     def _credentials(self, token: str) -> dict[str, str]:
         return {"x-api-key": self._api_key, "Authorization": self._prefix + token}
@@ -303,7 +307,9 @@ class LegacyBillingClient(_Client):
 
     async def _attempt(self, request: Request, url: str, number: int) -> Response:
         """One attempt with the basic credentials and the API key."""
-        return self._check(request, url, await self._exchange(request, url, number, self._auth, self._query))
+        async with self._limiter.slot():
+            response = await self._exchange(request, url, number, self._auth, self._query)
+        return self._check(request, url, response)
 
     async def get_plan(self, account_id: str) -> LegacyPlan:
         """The account's billing plan (``plan_type`` 1 is the trial)."""

@@ -6,6 +6,8 @@ Every exception derives from :class:`CtctError`::
     ├── ValidationError            bad input, raised before anything is sent (also a ValueError)
     ├── AuthenticationError        no usable JWT: wrong credentials, token endpoint down, 401 twice
     ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
+    ├── MalformedResponseError     a success status with a body that isn't the documented JSON
+    ├── UnconfirmedCreateError     an account creation that may have happened but can't be confirmed yet
     ├── TransportError             nothing usable came back over the wire
     │   ├── ConnectError           the request never left: always safe to retry
     │   └── ResponseError          the request may have been received: retry only what is safe
@@ -41,6 +43,7 @@ __all__ = [
     "ConnectError",
     "CtctError",
     "FieldError",
+    "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExceededError",
@@ -52,6 +55,7 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "UnauthorizedError",
+    "UnconfirmedCreateError",
     "UnsupportedMediaTypeError",
     "ValidationError",
 ]
@@ -115,6 +119,20 @@ class RateLimitError(CtctError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MalformedResponseError(ValueError, CtctError):
+    """The API answered with a success status but a body that isn't the documented JSON."""
+
+
+class UnconfirmedCreateError(CtctError):
+    """An account creation whose outcome is unknown.
+
+    An attempt failed in a way that may have created the account (a dropped connection, a timeout, a
+    5xx, or a 2xx with an unreadable body), the retries ran out, and the account could not be found in
+    the account list. Create it again with ``previously_attempted=True`` (a bulk job with a journal does
+    this on its next run): a 409 is then reconciled, never reported.
+    """
 
 
 class TransportError(CtctError):

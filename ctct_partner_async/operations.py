@@ -23,22 +23,29 @@ from .models import (
     UnsubscribeResult,
     WebhookSubscription,
 )
-from .protocol import JSON_HEADERS, Request, Response, decode_json, encode_json
+from .protocol import IDEMPOTENT_METHODS, JSON_HEADERS, Request, Response, decode_json, encode_json
 
 ACCOUNTS = "partner/accounts"
 WEBHOOKS = "partner/webhooks/subscriptions"
 
 
 def _json_request(
-    method: str, url: str, operation: str, body: Any, *, idempotent: bool = True, reconcilable: bool = False
+    method: str,
+    url: str,
+    operation: str,
+    body: Any,
+    *,
+    idempotent: bool | None = None,
+    reconcilable: bool = False,
 ) -> Request:
+    """A request with a JSON body; ``idempotent`` defaults to what the method promises (PUT yes, POST no)."""
     return Request(
         method,
         url,
         operation,
         body=encode_json(body),
         headers=JSON_HEADERS,
-        idempotent=idempotent,
+        idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
         reconcilable=reconcilable,
     )
 

@@ -128,18 +128,18 @@ class Retrier:
     async def call(self, request: Request, url: str, attempt: Callable[[int], Awaitable[T]]) -> T:
         """``await attempt(n)`` for n = 1, 2, ... until it succeeds or the policy says stop."""
         self._budget.deposit()
+        deadline = self._clock.monotonic() + self.policy.deadline
         try:
             return await attempt(1)
         except Exception as exc:
             first = exc
-        deadline = self._clock.monotonic() + self.policy.deadline
-        if not self._allowed(first, request):
+        if not decide(first, request, self.policy).retry or self._must_stop(first, request, 1, deadline):
             raise first
         await self._pause(request, url, first, 1)
         retrying = tenacity.AsyncRetrying(
-            stop=self._stop(deadline),
+            stop=lambda state: self._must_stop(_error(state), request, state.attempt_number + 1, deadline),
             wait=lambda state: self._wait(request, state),
-            retry=tenacity.retry_if_exception(lambda exc: self._allowed(exc, request)),
+            retry=tenacity.retry_if_exception(lambda exc: decide(exc, request, self.policy).retry),
             before_sleep=lambda state: self._report(request, url, state),
             sleep=self._clock.sleep,
             reraise=True,
@@ -149,18 +149,11 @@ class Retrier:
                 return await attempt(try_.retry_state.attempt_number + 1)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _allowed(self, error: BaseException, request: Request) -> bool:
-        decision = decide(error, request, self.policy)
-        if not decision.retry:
-            return False
-        return not decision.spends_budget or self._budget.withdraw()
-
-    def _stop(self, deadline: float) -> Callable[[tenacity.RetryCallState], bool]:
-        def stop(state: tenacity.RetryCallState) -> bool:
-            attempts = state.attempt_number + 1
-            return attempts >= self.policy.max_attempts or self._clock.monotonic() >= deadline
-
-        return stop
+    def _must_stop(self, error: BaseException, request: Request, attempts: int, deadline: float) -> bool:
+        """The attempt cap, the deadline, then the budget (spent only when a retry really follows)."""
+        if attempts >= self.policy.max_attempts or self._clock.monotonic() >= deadline:
+            return True
+        return decide(error, request, self.policy).spends_budget and not self._budget.withdraw()
 
     def backoff(self, request: Request, error: BaseException, attempt: int) -> float:
         """The wait after failed attempt ``attempt``: the server's delay, or full-jitter exponential."""
@@ -171,9 +164,7 @@ class Retrier:
         return self._rng.uniform(0, ceiling)
 
     def _wait(self, request: Request, state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        assert error is not None
-        return self.backoff(request, error, state.attempt_number + 1)
+        return self.backoff(request, _error(state), state.attempt_number + 1)
 
     async def _pause(self, request: Request, url: str, error: BaseException, attempt: int) -> None:
         wait = self.backoff(request, error, attempt)
@@ -181,16 +172,19 @@ class Retrier:
         await self._clock.sleep(wait)
 
     def _report(self, request: Request, url: str, state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        assert error is not None
-        wait = state.upcoming_sleep
-        self._notify(request, url, state.attempt_number + 1, wait, error)
+        self._notify(request, url, state.attempt_number + 1, state.upcoming_sleep, _error(state))
 
     def _notify(self, request: Request, url: str, attempt: int, wait: float, error: BaseException) -> None:
         self.retries += 1
         if self._on_retry is not None:
             detail = f"{type(error).__name__}: {error}"
             self._on_retry(RetryDetails(request.operation, request.method, url, attempt, wait, detail))
+
+
+def _error(state: tenacity.RetryCallState) -> BaseException:
+    error = state.outcome.exception() if state.outcome else None
+    assert error is not None
+    return error
 
 
 class RateLimiter:
@@ -217,7 +211,7 @@ class RateLimiter:
         min_rate: float = 0.5,
         cooldown: float = 1.0,
     ) -> None:
-        if rate is not None and rate <= 0:
+        if rate is not None and not rate > 0:  # also refuses NaN
             raise errors.ValidationError(
                 [errors.FieldError("rate_limit", "must be positive, or None for no limit")]
             )

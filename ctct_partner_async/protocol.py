@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_ERROR_BODY = 2000
 
 
@@ -54,7 +55,9 @@ class Request:
     query: Mapping[str, str] | None = None
     body: bytes | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(default={}, repr=False)
-    idempotent: bool = True
+    idempotent: bool = attrs.field(
+        default=attrs.Factory(lambda self: self.method in IDEMPOTENT_METHODS, takes_self=True)
+    )
     reconcilable: bool = False
 
 
@@ -90,10 +93,14 @@ def encode_json(value: Any) -> bytes:
 
 
 def decode_json(response: Response) -> Any:
-    """The JSON body of a successful response (``None`` when empty)."""
+    """The JSON body of a successful response (``None`` when empty); ``MalformedResponseError`` if it
+    isn't JSON."""
     if not response.body.strip():
         return None
-    return json.loads(response.body)
+    try:
+        return json.loads(response.body)
+    except ValueError:
+        raise errors.MalformedResponseError(f"HTTP {response.status} answer is not JSON") from None
 
 
 def parse_error_body(body: bytes) -> tuple[list[str], list[str]]:

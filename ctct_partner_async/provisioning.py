@@ -4,14 +4,18 @@ Account creation has no idempotency key. A timeout, a dropped connection or a 5x
 sent is ambiguous: the account may exist. The client retries such a create (see ``policy.decide``), and
 if a retry then meets 409 (login name taken) *after an ambiguous attempt of the same call*, the account
 is ours: the ``Reconciler`` finds its id in the account list and the result says ``reconciled``. A 409
-with no earlier ambiguous attempt is a real conflict and raises ``ConflictError``.
+with no earlier ambiguous attempt is a real conflict and raises ``ConflictError``. If the retries run
+out after an ambiguous attempt, or a 2xx comes with an unreadable body, the list is searched once; an
+account found is ``reconciled``, otherwise ``UnconfirmedCreateError`` says the outcome is unknown (never
+"failed" for an account that may exist).
 
 A 503 means the API stored the request and will create the account later: it is never resent. The
 result says ``pending``; ``resolve`` waits for the account to appear in the list.
 
 The list does not return login names, only ``site_owner_name`` (the account's user name) and
 ``organization_name``. An account is matched by ``site_owner_name`` equal to its login name (case
-insensitive) and, failing that, by an ``organization_name`` that exactly one listed account has.
+insensitive) and, when the new account names an organization, the same ``organization_name``: an
+account someone else made under that login for another organization is never claimed.
 One sweep of the list serves every waiter that registered before it started.
 """
 
@@ -43,26 +47,17 @@ class AccountIndex:
     """The account list, indexed for matching."""
 
     by_owner: dict[str, AccountSummary]
-    by_organization: dict[str, list[AccountSummary]]
 
     @classmethod
     def build(cls, accounts: Iterable[AccountSummary]) -> AccountIndex:
-        by_owner: dict[str, AccountSummary] = {}
-        by_org: dict[str, list[AccountSummary]] = {}
-        for acct in accounts:
-            if acct.site_owner_name:
-                by_owner[acct.site_owner_name.lower()] = acct
-            if acct.organization_name:
-                by_org.setdefault(acct.organization_name, []).append(acct)
-        return cls(by_owner, by_org)
+        return cls({acct.site_owner_name.lower(): acct for acct in accounts if acct.site_owner_name})
 
     def match(self, login_name: str, organization_name: str | None) -> AccountSummary | None:
-        """The account created for ``login_name``, if the list shows it unambiguously."""
+        """The account created for ``login_name`` (and ``organization_name``, when given), if listed."""
         hit = self.by_owner.get(login_name.lower())
-        if hit is not None or not organization_name:
-            return hit
-        candidates = self.by_organization.get(organization_name, [])
-        return candidates[0] if len(candidates) == 1 else None
+        if hit is not None and organization_name and hit.organization_name not in (None, organization_name):
+            return None
+        return hit
 
 
 class _LeaderGoneError(Exception):
@@ -140,6 +135,7 @@ async def create_account(
     request = operations.build_create_account(account)
     try:
         response = await client.send(request, on_attempt_error=failures.append)
+        created = operations.parse_created_account(response)
     except errors.ConflictError:
         if not (previously_attempted or any(is_ambiguous(f) for f in failures)):
             raise
@@ -151,7 +147,10 @@ async def create_account(
             organization_name=account.organization_name,
             attempts=len(failures),
         )
-    created = operations.parse_created_account(response)
+    except errors.CtctError as exc:
+        if not (isinstance(exc, errors.MalformedResponseError) or any(is_ambiguous(f) for f in failures)):
+            raise
+        return await _confirm(reconciler, account, len(failures) + 1, exc)
     return CreateResult(
         status=CreateStatus.CREATED,
         login_name=account.login_name,
@@ -160,6 +159,20 @@ async def create_account(
         provision_uuid=created.provision_uuid,
         attempts=len(failures) + 1,
     )
+
+
+async def _confirm(
+    reconciler: Reconciler, account: NewAccount, attempts: int, error: errors.CtctError
+) -> CreateResult:
+    """After an ambiguous failure: the account if one look at the list shows it, else unknown."""
+    try:
+        return await _reconcile(reconciler, account, attempts, 0.0)
+    except errors.CtctError:
+        pass
+    raise errors.UnconfirmedCreateError(
+        f"creating {account.login_name!r} may have succeeded ({type(error).__name__}: {error}) but the "
+        "account is not in the list yet; create it again with previously_attempted=True to reconcile"
+    ) from error
 
 
 async def _reconcile(reconciler: Reconciler, account: NewAccount, attempts: int, wait: float) -> CreateResult:

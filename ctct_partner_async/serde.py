@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from .errors import MalformedResponseError
 from .models import AccountOperation, AccountPage, AccountSummary, NewAccount
 
 __all__ = ["structure", "unstructure"]
@@ -119,5 +120,11 @@ def unstructure(value: object) -> Any:
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """A JSON value from the API as ``cls``; unknown fields are ignored."""
-    return _converter.structure(data, cls)
+    """A JSON value from the API as ``cls``; unknown fields are ignored.
+
+    ``MalformedResponseError`` if the value doesn't have the shape of ``cls``.
+    """
+    try:
+        return _converter.structure(data, cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise MalformedResponseError(f"the answer is not a valid {getattr(cls, '__name__', cls)}") from exc

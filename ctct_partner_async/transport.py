@@ -27,10 +27,14 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 @attrs.frozen(kw_only=True)
 class Timeouts:
-    """Seconds allowed to connect, between reads, and for a whole request (``None``: no limit)."""
+    """Seconds allowed to connect, between reads, and for a whole request (``None``: no limit).
+
+    No per-read limit by default: the partner API's answers are small, ``total`` bounds a hung one, and
+    aiohttp re-arms a read timer on every chunk received (measured: a tenth of the SDK's CPU per call).
+    """
 
     connect: float | None = 10.0
-    read: float | None = 30.0
+    read: float | None = None
     total: float | None = 60.0
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
@@ -77,6 +81,8 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._timeouts = timeouts or Timeouts()
+        if max_connections < 1:
+            raise errors.ValidationError([errors.FieldError("max_connections", "must be at least 1")])
         self._max_connections = max_connections
         self._default_headers = {"Accept": "application/json", "User-Agent": user_agent or USER_AGENT}
         self._closed = False
@@ -146,6 +152,9 @@ class Transport:
 
 
 def _map_error(exc: aiohttp.ClientError, method: str, url: str) -> errors.TransportError:
+    if isinstance(exc, aiohttp.ClientSSLError):
+        # A certificate or TLS failure won't mend itself: never retried (neither connect nor response).
+        return errors.TransportError(f"TLS failed: {type(exc).__name__}", method=method, url=url)
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
         return errors.ConnectError(f"could not connect: {type(exc).__name__}", method=method, url=url)
     if isinstance(exc, asyncio.TimeoutError):

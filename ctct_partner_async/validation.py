@@ -48,6 +48,7 @@ US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
     "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM AA AE AP".split()
 )
+ALPHA3 = {"USA": "US", "CAN": "CA"}
 CA_PROVINCES = frozenset("AB BC MB NB NL NS NT NU ON PE QC SK YT".split())
 BILLING_LOCALES = frozenset({"en_us", "en_gb"})
 UPDATE_SOURCES = frozenset({"Account", "Contact", "System"})
@@ -107,8 +108,9 @@ def _new_account_problems(acct: NewAccount) -> list[FieldError]:
     if not country or not country.strip():
         problems.append(FieldError("country_code", "is required"))
     elif not COUNTRY.fullmatch(country):
-        problems.append(FieldError("country_code", "must be a 2-letter ISO 3166-1 code"))
-    problems.extend(_state_problems(country.upper(), acct.state_code))
+        problems.append(FieldError("country_code", "must be an ISO 3166-1 code (2 or 3 letters)"))
+    country = (country or "").upper()
+    problems.extend(_state_problems(ALPHA3.get(country, country), acct.state_code or ""))
     problems.extend(_password_problems(acct))
     if acct.website is not None and not acct.website.startswith(("http://", "https://")):
         problems.append(FieldError("website", "must start with http:// or https://"))
@@ -193,8 +195,9 @@ def _aware(field: str, value: dt.datetime | None) -> Problems:
 def check_cancellation(cancel: Cancellation, *, date_field: str = "effective_date") -> None:
     """Raise ``ValidationError`` for a cancellation with a bad reason or a naive date."""
     problems = list(_aware(date_field, cancel.effective_date))
-    if cancel.reason_id is not None and (isinstance(cancel.reason_id, bool) or cancel.reason_id < 1):
-        problems.append(FieldError("reason_id", "must be a positive reason code"))
+    reason = cancel.reason_id
+    if reason is not None and (isinstance(reason, bool) or not isinstance(reason, int) or reason < 1):
+        problems.append(FieldError("reason_id", "must be a positive reason code (an int, see CancelReason)"))
     _raise_if(iter(problems))
 
 

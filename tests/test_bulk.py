@@ -238,11 +238,21 @@ async def test_bugs_and_cancellation_propagate(client: PartnerClient) -> None:
             i += 1
             yield row(1000 + i)
 
-    task = asyncio.create_task(collect(client.bulk.create_accounts(forever(), concurrency=4)))
-    await asyncio.sleep(0.05)
+    created = 0
+
+    async def consume() -> None:
+        nonlocal created
+        async for _ in client.bulk.create_accounts(forever(), concurrency=4):
+            created += 1
+
+    task = asyncio.create_task(consume())
+    while created < 10:
+        await asyncio.sleep(0.001)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert [t for t in leftover if "bulk" in repr(t.get_coro())] == []
 
 
 async def test_spent_quota_stops_sending() -> None:

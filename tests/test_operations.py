@@ -116,6 +116,7 @@ async def test_reactivate(wire: WireServer, client: PartnerClient) -> None:
     plan = await client.accounts.reactivate(ACCOUNT, plan_type="SILVER", plan_group_id=152)
     assert (wire.last.method, wire.last.path) == ("PUT", f"/v3/partner/accounts/{ACCOUNT}/plan")
     assert wire.last.json() == {"plan_type": "SILVER", "plan_group_id": 152}
+    assert_partner_headers(wire, with_body=True)
     assert plan.billing_status == BillingStatus.OPEN
 
 
@@ -188,6 +189,7 @@ async def test_unsubscribe_contacts(wire: WireServer, client: PartnerClient) -> 
         "POST", f"/v3/partner/accounts/{ACCOUNT}/contacts/unsubscribe")  # fmt: skip
     assert wire.last.json() == {"email_addresses": ["a@b.example", "c@d.example"], "update_source": "Contact",
                                 "opt_out_reason": "moved", "delete_contacts": True}  # fmt: skip
+    assert_partner_headers(wire, with_body=True)
     assert count == 2
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -180,4 +182,109 @@ async def test_hooks_see_requests_responses_and_retries() -> None:
     assert kinds == ["RequestDetails", "ResponseDetails", "RetryDetails", "RequestDetails", "ResponseDetails"]
     text = repr(seen)
     for secret in ("sandbox-secret", "sandbox-api-key", "eyJ"):
+        assert secret not in text
+
+
+async def test_ambiguous_failure_with_no_retries_left_is_reconciled() -> None:
+    """A create whose only attempt was cut off after the commit is found in the list: reconciled, not failed."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(drop_after_commit=1.0, fault_operations=("create_account",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        async with client_for(sb, clock, rate_limit=None, retry_policy=RetryPolicy(max_attempts=1)) as client:
+            result = await client.accounts.create(account(1))
+        held = sb.sandbox.accounts()
+    assert result.status is CreateStatus.RECONCILED
+    assert [a["encoded_account_id"] for a in held] == [result.encoded_account_id]
+
+
+async def test_unconfirmed_create_is_reported_and_reconciled_on_the_next_run(tmp_path: Path) -> None:
+    """Retries run out after 504s (nothing committed): UnconfirmedCreateError, the journal keeps the row
+    unsettled, and the next run creates it exactly once."""
+    from ctct_partner_async.bulk import OutcomeState
+    from ctct_partner_async.journal import Journal
+
+    clock = FakeClock(autojump=True)
+    faults = Faults(error_504=1.0, fault_operations=("create_account",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        async with client_for(sb, clock, rate_limit=None, retry_policy=RetryPolicy(max_attempts=2)) as client:
+            with pytest.raises(errors.UnconfirmedCreateError, match="previously_attempted=True"):
+                await client.accounts.create(account(1))
+            with Journal(tmp_path / "j.sqlite", job="provision") as journal:
+                first = [o async for o in client.bulk.create_accounts([account(2)], journal=journal)]
+                sb.sandbox.faults.update({"error_504": 0.0})
+                second = [o async for o in client.bulk.create_accounts([account(2)], journal=journal)]
+                entries = journal.entries()
+        held = {a["login_name"]: a["encoded_account_id"] for a in sb.sandbox.accounts()}
+    assert first[0].state is OutcomeState.FAILED
+    assert "may have succeeded" in (first[0].error or "")
+    assert second[0].state is OutcomeState.CREATED
+    assert held == {"client_00002": second[0].encoded_account_id}
+    assert [(e.key, e.state) for e in entries] == [("client_00002", "created")]
+
+
+async def test_reconciliation_never_claims_another_organizations_account() -> None:
+    """A 409 after an ambiguous attempt, for a login someone else holds under another organization, is a
+    ConflictError: the other account is not reported as ours."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(error_504=1.0, fault_operations=("create_account",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        sb.sandbox.faults.update({"error_504": 0.0})
+        sb.sandbox.seed_account("client_00001", organization_name="Somebody Else Inc")
+        sb.sandbox.faults.update({"error_504": 1.0})
+        calls = 0
+
+        def flip(_: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # the first attempt gets a 504, the retry reaches the real conflict
+                sb.sandbox.faults.update({"error_504": 0.0})
+
+        async with client_for(sb, clock, rate_limit=None, on_response=flip) as client:
+            with pytest.raises(errors.ConflictError):
+                await client.accounts.create(account(1), reconcile_timeout=5.0)
+        assert len(sb.sandbox.accounts()) == 1
+
+
+async def test_post_without_idempotency_is_not_retried_on_5xx() -> None:
+    """A webhook test send (POST) that meets a 500 is raised at once: a repeat could send twice."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(error_500=1.0, fault_operations=("test_webhook",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        async with client_for(sb, clock, rate_limit=None) as client:
+            await client.webhooks.subscribe(1, "https://hooks.example/x")
+            with pytest.raises(errors.ServerError):
+                await client.webhooks.send_test(1)
+        tests = sb.sandbox.stats()["requests_by_operation"].get("test_webhook", 0)
+    assert tests == 1
+    assert client.retries == 0
+
+
+async def test_one_attempt_means_one_request() -> None:
+    """max_attempts=1 sends exactly one request, whatever the error."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(error_500=1.0, fault_operations=("get_plan",))
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
+        async with client_for(sb, clock, rate_limit=None, retry_policy=RetryPolicy(max_attempts=1)) as client:
+            with pytest.raises(errors.ServerError):
+                await client.accounts.get_plan("abc123")
+        assert sb.sandbox.stats()["requests_by_operation"]["get_plan"] == 1
+
+
+async def test_default_retry_log_has_no_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """The default on_retry hook logs each retry, and no record holds the JWT, secret or API key."""
+    clock = FakeClock(autojump=True)
+    faults = Faults(error_500=0.5, fault_operations=("get_plan",))
+    caplog.set_level(logging.DEBUG)
+    async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time, seed=5)) as sb:
+        created_id = None
+        async with client_for(sb, clock, rate_limit=None) as client:
+            created_id = (await client.accounts.create(account(3))).encoded_account_id
+            assert created_id is not None
+            for _ in range(10):
+                await client.accounts.get_plan(created_id)
+            token = await client._tokens.get_token()
+    retries = [r for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert retries
+    text = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
+    for secret in (token, "sandbox-secret", "sandbox-api-key", "s3cret-pass"):
         assert secret not in text

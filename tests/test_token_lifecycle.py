@@ -106,6 +106,36 @@ async def test_ten_thousand_calls_over_three_rollovers() -> None:
     ]  # fmt: skip
 
 
+async def test_ten_thousand_calls_in_flight_at_once_across_three_rollovers() -> None:
+    """10,000 calls started together; while they run, the clock crosses three rollovers (advisory,
+    mandatory, advisory): exactly rollovers + 1 token requests, every call succeeds, no 401 reaches one."""
+    fake = FakeClock()
+    events: list[TokenRefresh] = []
+    async with sandbox_client(fake, events, log_size=30_000) as (sb, client):
+        done = 0
+
+        async def call() -> object:
+            nonlocal done
+            try:
+                return await client.webhooks.get(1)
+            finally:
+                done += 1
+
+        running = asyncio.gather(*(call() for _ in range(10_000)), return_exceptions=True)
+        while done == 0:
+            await asyncio.sleep(0.001)
+        for threshold, window in ((2_000, "advisory"), (4_500, "mandatory"), (7_000, "advisory")):
+            while done < threshold:
+                await asyncio.sleep(0.001)
+            jump_into(sb, fake, window)
+        results = list(await running)
+        stats = sb.sandbox.stats()
+    assert failures(results) == []
+    assert stats["token_requests"] == stats["tokens_issued"] == 3 + 1
+    assert stats["responses_by_status"] == {"200": 10_000}
+    assert [e.reason for e in events] == ["initial", "advisory", "mandatory", "advisory"]
+
+
 async def test_revoked_tokens_cause_one_renewal() -> None:
     """Every token revoked while 1,000 calls are in flight: one renewal, every call succeeds."""
     fake = FakeClock()

@@ -170,3 +170,27 @@ async def test_aiohttp_errors_are_mapped(raised: Exception, expected: type[error
     assert type(info.value) is expected
     assert info.value.url == "https://api.example/v3/partner/webhooks/subscriptions"
     assert info.value.__cause__ is raised
+
+
+async def test_tls_failures_are_not_retryable() -> None:
+    """A certificate failure maps to a plain TransportError, which the retry policy never retries."""
+    from ctct_partner_async.policy import RetryPolicy, decide
+
+    transport = Transport(base_url="https://api.example/v3")
+    cert_error = aiohttp.ClientSSLError(aiohttp.client_reqrep.ConnectionKey("api.example", 443, True, True, None, None, None), OSError("bad cert"))
+    try:
+        with aioresponses() as mocked:
+            mocked.get("https://api.example/v3/partner/webhooks/subscriptions", exception=cert_error)
+            with pytest.raises(errors.TransportError) as info:
+                await transport.send(Request("GET", "partner/webhooks/subscriptions", "list_webhooks"))
+    finally:
+        await transport.aclose()
+    assert type(info.value) is errors.TransportError
+    assert not decide(info.value, Request("GET", "x", "op"), RetryPolicy()).retry
+
+
+def test_connection_limit_checked() -> None:
+    """max_connections below 1 (which aiohttp would read as unlimited) is refused."""
+    with pytest.raises(errors.ValidationError) as info:
+        Transport(base_url="https://api.example/v3", max_connections=0)
+    assert info.value.field == "max_connections"

@@ -31,7 +31,8 @@ BAD_ACCOUNTS = [
     ({"state_code": ""}, "state_code", "is required when country_code is US"),
     ({"state_code": "ZZ"}, "state_code", "must be a US state or province code"),
     ({"country_code": "CA", "state_code": "MA"}, "state_code", "must be a CA state or province code"),
-    ({"country_code": "U5"}, "country_code", "must be a 2-letter ISO 3166-1 code"),
+    ({"country_code": "U5"}, "country_code", "must be an ISO 3166-1 code (2 or 3 letters)"),
+    ({"country_code": "USA", "state_code": ""}, "state_code", "is required when country_code is US"),
     ({"website": "www.example.com"}, "website", "must start with http:// or https://"),
     ({"billing_locale": "fr_FR"}, "billing_locale", "must be en_US or en_GB"),
     ({"organization_name": "x" * 51}, "organization_name", "must be 1 to 50 characters"),
@@ -136,3 +137,13 @@ async def test_nothing_is_sent_for_bad_input(wire: WireServer, client: PartnerCl
 def test_validation_error_is_a_value_error() -> None:
     """ValidationError is also a ValueError, for callers who catch that."""
     assert issubclass(ValidationError, ValueError)
+
+
+def test_wrong_types_are_validation_errors_not_crashes() -> None:
+    """A reason code given as text, or a missing country, is a ValidationError naming the field."""
+    with pytest.raises(ValidationError) as info:
+        ops.build_cancel("abc", Cancellation(reason_id="1"))  # type: ignore[arg-type]
+    assert info.value.field == "reason_id"
+    with pytest.raises(ValidationError) as info:
+        check_new_account(attrs.evolve(GOOD, country_code=None))  # type: ignore[arg-type]
+    assert info.value.field == "country_code"
