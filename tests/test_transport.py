@@ -177,7 +177,10 @@ async def test_tls_failures_are_not_retryable() -> None:
     from ctct_partner_async.policy import RetryPolicy, decide
 
     transport = Transport(base_url="https://api.example/v3")
-    cert_error = aiohttp.ClientSSLError(aiohttp.client_reqrep.ConnectionKey("api.example", 443, True, True, None, None, None), OSError("bad cert"))
+    cert_error = aiohttp.ClientSSLError(
+        aiohttp.client_reqrep.ConnectionKey("api.example", 443, True, True, None, None, None),
+        OSError("bad cert"),
+    )
     try:
         with aioresponses() as mocked:
             mocked.get("https://api.example/v3/partner/webhooks/subscriptions", exception=cert_error)
