@@ -270,6 +270,11 @@ class RateLimiter:
         return _Slot(self)
 
 
+MIN_SLEEP = 0.001
+"""Waits this short aren't slept: a timer and a loop turn cost more than the spacing they would buy, and
+a server that admits ``rate`` a second absorbs a millisecond's worth of early requests."""
+
+
 class _Slot:
     """One in-flight slot (a plain class: ``asynccontextmanager`` costs microseconds per request)."""
 
@@ -283,7 +288,7 @@ class _Slot:
         await limiter._semaphore.acquire()
         try:
             wait = limiter._reserve()
-            if wait > 0:
+            if wait > MIN_SLEEP:
                 await limiter._clock.sleep(wait)
         except BaseException:
             limiter._semaphore.release()
