@@ -110,26 +110,39 @@ async def run_httpx(base: str, count: int, workers: int) -> tuple[float, float]:
 VARIANTS = {"raw": run_raw, "sdk": run_sdk, "httpx": run_httpx}
 
 
+async def _one(base: str, name: str, count: int, workers: int) -> dict[str, float]:
+    n = count if name != "httpx" else max(200, count // 5)
+    await VARIANTS[name](base, min(200, n), workers)  # warm-up: connections, token
+    cpu, wall = await VARIANTS[name](base, n, workers)
+    return {"cpu_us": cpu / n * 1e6, "rps": n / wall}
+
+
 async def measure(base: str, *, count: int, workers: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Per variant, the median over ``rounds`` of CPU microseconds per request and requests per second,
-    and per round the SDK/raw and httpx/SDK ratios (rounds alternate the variants, so each ratio compares
-    neighbours measured under the same conditions)."""
+    """Per variant, medians over ``rounds`` of CPU microseconds per request and requests per second,
+    and the median of the per-round ratios. Each round runs raw, SDK, SDK, raw (then httpx), so drift in
+    the machine's speed cancels out of the SDK/raw ratio of that round."""
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
+    sdk_raw: list[float] = []
+    httpx_sdk: list[float] = []
     for _ in range(rounds):
-        for name, run in VARIANTS.items():
-            n = count if name != "httpx" else max(200, count // 5)
-            await run(base, min(200, n), workers)  # warm-up: connections, token
-            cpu, wall = await run(base, n, workers)
-            samples[name].append({"cpu_us": cpu / n * 1e6, "rps": n / wall})
+        order = [await _one(base, name, count, workers) for name in ("raw", "sdk", "sdk", "raw", "httpx")]
+        raw, sdk, hx = order[0:4:3], order[1:3], order[4]
+        samples["raw"] += raw
+        samples["sdk"] += sdk
+        samples["httpx"].append(hx)
+        sdk_cpu = sum(x["cpu_us"] for x in sdk)
+        sdk_raw.append(sdk_cpu / sum(x["cpu_us"] for x in raw))
+        httpx_sdk.append(hx["cpu_us"] / (sdk_cpu / 2))
     result = {
         name: {key: statistics.median(s[key] for s in runs) for key in ("cpu_us", "rps")}
         for name, runs in samples.items()
     }
-    pairs = list(zip(samples["raw"], samples["sdk"], samples["httpx"], strict=True))
     result["ratios"] = {
-        "sdk_raw": statistics.median(sdk["cpu_us"] / raw["cpu_us"] for raw, sdk, _ in pairs),
-        "httpx_sdk": statistics.median(hx["cpu_us"] / sdk["cpu_us"] for _, sdk, hx in pairs),
-        "httpx_raw": statistics.median(hx["cpu_us"] / raw["cpu_us"] for raw, _, hx in pairs),
+        "sdk_raw": statistics.median(sdk_raw),
+        "sdk_raw_min": min(sdk_raw),
+        "sdk_raw_max": max(sdk_raw),
+        "httpx_sdk": statistics.median(httpx_sdk),
+        "httpx_raw": result["httpx"]["cpu_us"] / result["raw"]["cpu_us"],
     }
     return result
 
@@ -144,11 +157,13 @@ async def run(base: str, *, quick: bool) -> dict[str, float]:
     """The overhead figures for concurrency 16, 64 and 256."""
     results: dict[str, float] = {}
     for workers in (16, 64, 256):
-        best = await measure(base, count=1000 if quick else 3000, workers=workers, rounds=3 if quick else 5)
+        best = await measure(base, count=600 if quick else 1500, workers=workers, rounds=3 if quick else 7)
         for name in VARIANTS:
             results[f"{name}_cpu_us_c{workers}"] = best[name]["cpu_us"]
             results[f"{name}_rps_c{workers}"] = best[name]["rps"]
         results[f"overhead_cpu_ratio_c{workers}"] = best["ratios"]["sdk_raw"]
+        results[f"overhead_cpu_ratio_min_c{workers}"] = best["ratios"]["sdk_raw_min"]
+        results[f"overhead_cpu_ratio_max_c{workers}"] = best["ratios"]["sdk_raw_max"]
         results[f"httpx_cpu_ratio_c{workers}"] = best["ratios"]["httpx_raw"]
         results[f"httpx_vs_sdk_cpu_ratio_c{workers}"] = best["ratios"]["httpx_sdk"]
     return results

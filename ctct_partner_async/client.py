@@ -331,6 +331,7 @@ class LegacyBillingClient(_Client):
         cancel_date: dt.datetime | None = None,
     ) -> LegacyPlan:
         """Cancel the account, now unless ``cancel_date`` (timezone-aware) says otherwise."""
-        when = cancel_date if cancel_date is not None else dt.datetime.now(dt.UTC)
+        now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
+        when = cancel_date if cancel_date is not None else now
         request = operations.build_legacy_cancel(account_id, reason, when)
         return operations.parse_legacy_plan(await self.send(request))
