@@ -21,7 +21,7 @@ from ..bulk import Outcome
 from ..client import PartnerClient
 from ..models import CancelReason, PlanType
 from ..sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
-from .jobs import JOBS, run_rows
+from .jobs import run_rows
 from .progress import Progress
 from .report import Tally, format_summary, format_table
 
@@ -132,7 +132,7 @@ async def run_phase(
             ids.append(outcome.encoded_account_id)
 
     retries, started = client.retries, time.monotonic()
-    await run_rows(JOBS[name], client.bulk, iter(rows), record, journal=None, concurrency=CONCURRENCY)
+    await run_rows(name, client.bulk, iter(rows), record, journal=None, concurrency=CONCURRENCY)
     progress.finish()
     return PhaseResult(name, tally, ids, time.monotonic() - started, client.retries - retries)
 

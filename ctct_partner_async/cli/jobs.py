@@ -17,8 +17,6 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ..bulk import STOPS_THE_JOB, Bulk, Outcome
 from ..errors import CtctError
 from ..journal import Journal
@@ -28,46 +26,31 @@ from .options import UsageError, make_client
 from .progress import Progress
 from .report import ResultsFile, Tally, format_problems, format_summary
 
-__all__ = ["JOBS", "JobSpec", "bulk_command", "count_rows", "run_rows"]
+__all__ = ["bulk_command", "count_rows", "run_rows"]
 
 Sink = Callable[[Outcome], None]
 
 
-@attrs.frozen
-class JobSpec:
-    """One bulk command: its name (also its job name in a journal) and the column that keys a row."""
-
-    name: str
-    key_field: str
-
-
-JOBS = {
-    "provision": JobSpec("provision", "login_name"),
-    "plans": JobSpec("plans", "encoded_account_id"),
-    "cancel": JobSpec("cancel", "encoded_account_id"),
-}
-
-
 def start_job(
-    spec: JobSpec, bulk: Bulk, rows: Iterator[Any], journal: Journal | None, options: dict[str, Any]
+    name: str, bulk: Bulk, rows: Iterator[Any], journal: Journal | None, options: dict[str, Any]
 ) -> AsyncGenerator[Outcome, None]:
-    """The bulk job's outcome stream for ``spec``."""
+    """The outcome stream of the bulk job ``name``."""
     concurrency = options["concurrency"]
-    if spec.name == "provision":
+    if name == "provision":
         wait = options.get("pending_wait", 60.0)
         return bulk.create_accounts(rows, concurrency=concurrency, journal=journal, pending_wait=wait)
-    if spec.name == "plans":
+    if name == "plans":
         allowed = PlanType.KNOWN | {name.upper() for name in options.get("allow_plan_type") or ()}
         return bulk.change_plans(rows, concurrency=concurrency, journal=journal, allowed_plan_types=allowed)
     return bulk.cancel_accounts(rows, concurrency=concurrency, journal=journal)
 
 
 async def run_rows(
-    spec: JobSpec, bulk: Bulk, rows: Iterator[Any], sink: Sink, *, journal: Journal | None, **options: Any
+    name: str, bulk: Bulk, rows: Iterator[Any], sink: Sink, *, journal: Journal | None, **options: Any
 ) -> CtctError | None:
     """Run the job, handing every row's outcome to ``sink``; return the error that stopped it, if any."""
     stopped: CtctError | None = None
-    async with contextlib.aclosing(start_job(spec, bulk, rows, journal, options)) as stream:
+    async with contextlib.aclosing(start_job(name, bulk, rows, journal, options)) as stream:
         async for outcome in stream:
             if stopped is None and isinstance(outcome.exception, STOPS_THE_JOB):
                 stopped = outcome.exception
@@ -130,12 +113,12 @@ def report_end(
 
 async def bulk_command(args: argparse.Namespace) -> int:
     """``provision|plans|cancel FILE``: 0 if every row succeeded, 1 if some did not."""
-    spec = JOBS[args.command]
+    name = args.command
     client = make_client(args, max_concurrency=args.concurrency)
     path = Path(args.file)
-    progress, tally = Progress(spec.name, count_rows(path), enabled=not args.quiet), Tally()
+    progress, tally = Progress(name, count_rows(path), enabled=not args.quiet), Tally()
     with contextlib.ExitStack() as stack:
-        journal = open_journal(args.journal, spec.name)
+        journal = open_journal(args.journal, name)
         if journal is not None:
             stack.callback(journal.close)
         results = open_results(args.out)
@@ -151,9 +134,7 @@ async def bulk_command(args: argparse.Namespace) -> int:
         started = time.monotonic()
         async with client:
             rows = read_rows(path)
-            stopped = await run_rows(spec, client.bulk, rows, record, journal=journal, **job_options(args))
+            stopped = await run_rows(name, client.bulk, rows, record, journal=journal, **job_options(args))
         progress.finish()
     elapsed = time.monotonic() - started
-    return report_end(
-        spec.name, tally, retries=client.retries, elapsed=elapsed, stopped=stopped, out=args.out
-    )
+    return report_end(name, tally, retries=client.retries, elapsed=elapsed, stopped=stopped, out=args.out)
