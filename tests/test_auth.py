@@ -593,3 +593,32 @@ async def test_client_credentials_on_the_wire(wire: WireServer) -> None:
     assert form == {"grant_type": ["client_credentials"], "scope": ["v3api/general.partner"]}
     assert api_request.headers["Authorization"] == jwt
     assert api_request.headers["x-api-key"] == API_KEY
+
+
+async def test_throttled_token_request_is_asked_again(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A 429 from the token endpoint (another process used its 1/s) is asked again after min_interval,
+    and the waiting callers get the token instead of an error."""
+    endpoint.script.extend([429, 429])
+    waiting = asyncio.create_task(manager.get_token())
+    for _ in range(4):
+        await spin()
+        clock.advance(0.5)
+    assert await waiting == endpoint.issued[0]
+    assert len(endpoint.sent) == 3
+    assert all(b - a >= 1.0 for a, b in zip(endpoint.sent, endpoint.sent[1:], strict=False))
+
+
+async def test_throttled_token_requests_give_up_after_two_more_tries(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Three 429s in a row: the renewal fails with AuthenticationError, after three requests, not a storm."""
+    endpoint.script.extend([429, 429, 429])
+    waiting = asyncio.create_task(manager.get_token())
+    for _ in range(6):
+        await spin()
+        clock.advance(0.5)
+    with pytest.raises(errors.AuthenticationError):
+        await waiting
+    assert len(endpoint.sent) == 3

@@ -304,3 +304,29 @@ def test_budget_grows_with_a_burst_but_not_without_bound() -> None:
     assert allowed == 5 + 20  # reserve + ratio * window, not ratio * 1000
     budget.deposit()
     assert not budget.withdraw()  # 0.2 of a retry is not a retry
+
+
+async def test_sub_millisecond_waits_are_not_slept() -> None:
+    """Under a limit the traffic never reaches, same-instant reservations don't each arm a timer."""
+    clock = FakeClock()
+    limiter = RateLimiter(1_000_000.0, 100, clock)
+
+    async def one() -> None:
+        async with limiter.slot():
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(one()) for _ in range(50)]  # 50 us of spacing in all
+    await asyncio.sleep(0)
+    assert clock.sleepers == 0
+    await asyncio.gather(*tasks)
+    slow = RateLimiter(100.0, 100, clock)  # 10 ms apart: these are slept
+    waiting = [asyncio.create_task(_enter(slow)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert clock.sleepers == 2
+    clock.advance(1.0)
+    await asyncio.gather(*waiting)
+
+
+async def _enter(limiter: RateLimiter) -> None:
+    async with limiter.slot():
+        pass
