@@ -40,10 +40,7 @@ def _payload(raw: object) -> object:
 def account_operation(sandbox: Sandbox, call: Call) -> Reply:
     """``POST .../account_operations/sync``."""
     account = require_account(sandbox, call)
-    body = call.json()
-    problems = check_sync(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_sync)
     url = str(body["account_operation_url"])
     path_params = _pairs(body, "account_operation_path_parameters", "path_param_key", "path_param_value")
     for name, value in path_params.items():
@@ -64,10 +61,7 @@ def account_operation(sandbox: Sandbox, call: Call) -> Reply:
 def create_sso_user(sandbox: Sandbox, call: Call) -> Reply:
     """``POST .../users/sso``: 201 with no body; 409 if the account already has that SSO login name."""
     account = require_account(sandbox, call)
-    body = call.json()
-    problems = check_sso_user(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_sso_user)
     login = str(body["login_name"])
     users = account.sso_users if account.sso_users is not None else {}
     if login.lower() in users:
@@ -83,10 +77,7 @@ def unsubscribe_contacts(sandbox: Sandbox, call: Call) -> Reply:
     ``global_unsubscribe`` records the address against every account.
     """
     account = require_account(sandbox, call)
-    body = call.json()
-    problems = check_unsubscribe(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_unsubscribe)
     raw = body.get("email_addresses")
     addresses = {str(address).lower() for address in raw} if isinstance(raw, list) else set()
     targets = list(sandbox.store) if body.get("global_unsubscribe") is True else [account]

@@ -82,10 +82,7 @@ def list_accounts(sandbox: Sandbox, call: Call) -> Reply:
 
 def create_account(sandbox: Sandbox, call: Call) -> Reply:
     """``POST /partner/accounts``: 201, or 409 if the login name is held, or a deferring 503."""
-    body = call.json()
-    problems = check_provision(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_provision)
     login = str(body["login_name"])
     call.notes["login_name"] = login
     if sandbox.store.login_taken(login):
@@ -119,10 +116,7 @@ def get_plan(sandbox: Sandbox, call: Call) -> Reply:
 def set_plan(sandbox: Sandbox, call: Call) -> Reply:
     """``PUT .../plan``: see :mod:`.plans` for the rules."""
     account = require_account(sandbox, call)
-    body = call.json()
-    problems = check_plan_change(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_plan_change)
     day = body.get("billing_day_of_month")
     plans.change_plan(account, str(body["plan_type"]), day if isinstance(day, int) else None, call.now)
     group = body.get("plan_group_id")
@@ -137,10 +131,7 @@ def cancel_account(sandbox: Sandbox, call: Call) -> Reply:
     Cancelling a canceled account again is accepted (200) and records the new reason and date.
     """
     account = require_account(sandbox, call)
-    body = call.json()
-    problems = check_cancellation(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_cancellation)
     reason = body.get("reason_id")
     effective = body.get("effective_date")
     effective_text = effective if isinstance(effective, str) else plans.default_effective_date(call.now)

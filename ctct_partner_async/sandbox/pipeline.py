@@ -22,7 +22,7 @@ from typing import Literal
 from aiohttp import web
 
 from .ledger import redact_path
-from .replies import VALIDATION, Refusal, Reply, error_list, first_error_key, render
+from .replies import VALIDATION, Refusal, Reply, error_list, first_error_key, invalid, render
 from .state import Sandbox
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,6 +54,14 @@ class Call:
     def json(self) -> dict[str, object]:
         """The body, or an empty object when there was none."""
         return self.body if self.body is not None else {}
+
+    def checked(self, check: Callable[[dict[str, object]], list[str]]) -> dict[str, object]:
+        """The body, after ``check``; a 400 listing every problem it finds."""
+        body = self.json()
+        problems = check(body)
+        if problems:
+            raise invalid(problems)
+        return body
 
 
 BodyUse = Literal["none", "optional", "required"]

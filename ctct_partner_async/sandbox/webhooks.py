@@ -55,10 +55,7 @@ def get_topic(sandbox: Sandbox, call: Call) -> Reply:
 def subscribe(sandbox: Sandbox, call: Call) -> Reply:
     """``PUT .../subscriptions/{topic_id}``: subscribe or change the callback URI."""
     topic = require_topic(call)
-    body = call.json()
-    problems = check_hook(body)
-    if problems:
-        raise invalid(problems)
+    body = call.checked(check_hook)
     sandbox.webhooks[topic] = str(body["hook_uri"])
     return Reply(200, {"topic_id": topic, "hook_uri": sandbox.webhooks[topic]})
 
