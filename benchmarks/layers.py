@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from benchmarks import harness, overhead
 from benchmarks.bench_sandbox import create_body
 from ctct_partner_async import NewAccount
-from ctct_partner_async.protocol import JSON_HEADERS, Request, encode_json
+from ctct_partner_async._protocol import JSON_HEADERS, Request, encode_json
 
 _tags = itertools.count()
 Run = Callable[[str, int, int], Awaitable[tuple[float, float]]]

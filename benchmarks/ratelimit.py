@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 from benchmarks import harness
-from ctct_partner_async.hooks import ResponseDetails
+from ctct_partner_async._hooks import ResponseDetails
 
 
 async def measure(base: str, rate: float, count: int) -> dict[str, float]:

@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 from benchmarks import harness
-from ctct_partner_async.auth import TokenRefresh, TokenSettings
+from ctct_partner_async._auth import TokenRefresh, TokenSettings
 
 TTL = 16.0
 ADVISORY = 4.0

@@ -4,12 +4,11 @@
 ...     created = await client.accounts.create(NewAccount(...))
 """
 
-from ._version import __version__
-from .auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
-from .bulk import Outcome, OutcomeState
-from .client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
-from .clock import Clock, FakeClock
-from .errors import (
+from ._auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
+from ._bulk import Outcome, OutcomeState
+from ._client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
+from ._clock import Clock, FakeClock
+from ._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -17,6 +16,7 @@ from .errors import (
     ConnectError,
     CtctError,
     FieldError,
+    MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -28,18 +28,20 @@ from .errors import (
     ThrottledError,
     TransportError,
     UnauthorizedError,
+    UnconfirmedCreateError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from .hooks import RequestDetails, ResponseDetails, RetryDetails
-from .journal import Journal
-from .models import (
+from ._hooks import RequestDetails, ResponseDetails, RetryDetails
+from ._models import (
     AccountPage,
     AccountSummary,
     BillingStatus,
     Cancellation,
     CancelReason,
     CreatedAccount,
+    CreateResult,
+    CreateStatus,
     LegacyPlan,
     NewAccount,
     Plan,
@@ -49,10 +51,13 @@ from .models import (
     WebhookSubscription,
     WebhookTopic,
 )
-from .policy import RetryPolicy
+from ._policy import RetryPolicy
+from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
+from ._tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL
+from ._transport import Timeouts
+from ._version import __version__
+from .journal import Journal
 from .sources import read_rows
-from .tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL
-from .transport import Timeouts
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -64,6 +69,7 @@ __all__ = [
     "AccountSummary",
     "AuthenticationError",
     "BadRequestError",
+    "BadRow",
     "BillingStatus",
     "CancelReason",
     "Cancellation",
@@ -79,6 +85,7 @@ __all__ = [
     "Journal",
     "LegacyBillingClient",
     "LegacyPlan",
+    "MalformedResponseError",
     "MemoryTokenCache",
     "NewAccount",
     "NotFoundError",
@@ -109,10 +116,14 @@ __all__ = [
     "TokenSettings",
     "TransportError",
     "UnauthorizedError",
+    "UnconfirmedCreateError",
     "UnsupportedMediaTypeError",
     "ValidationError",
     "WebhookSubscription",
     "WebhookTopic",
     "__version__",
+    "cancellation_from_row",
+    "new_account_from_row",
+    "plan_change_from_row",
     "read_rows",
 ]

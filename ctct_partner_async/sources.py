@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .rows import BadRow
+from ._rows import BadRow
 
 __all__ = ["read_rows"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import pytest
 
-from .client import PartnerClient
+from ._client import PartnerClient
 from .sandbox import Sandbox, SandboxConfig, SandboxHandle, run_sandbox
 
 __all__ = ["SandboxFixture", "sandbox_client"]

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ctct_partner_async import errors
-from ctct_partner_async.auth import (
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._auth import (
     MemoryTokenCache,
     TokenManager,
     TokenRefresh,
@@ -24,10 +24,10 @@ from ctct_partner_async.auth import (
     as_token_provider,
     log_token_refresh,
 )
-from ctct_partner_async.client import PartnerClient
-from ctct_partner_async.clock import FakeClock
-from ctct_partner_async.protocol import Request, Response
-from ctct_partner_async.tokens import CachedToken
+from ctct_partner_async._client import PartnerClient
+from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._protocol import Request, Response
+from ctct_partner_async._tokens import CachedToken
 
 from .conftest import API_KEY, WireServer
 from .test_tokens import make_jwt
@@ -389,7 +389,7 @@ async def test_broken_cache_does_not_stop_authentication(
 
     manager = make_manager(cache=BrokenCache())
     assert await manager.get_token() == endpoint.issued[0]
-    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async.auth"] == [
+    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async._auth"] == [
         "WARNING",
         "WARNING",
     ]
@@ -431,7 +431,7 @@ async def test_default_hook_logs_without_the_token(
     endpoint.script.append(401)
     with pytest.raises(errors.AuthenticationError):
         await manager.get_token()
-    records = [r for r in caplog.records if r.name == "ctct_partner_async.auth"]
+    records = [r for r in caplog.records if r.name == "ctct_partner_async._auth"]
     assert [r.levelname for r in records] == ["INFO", "WARNING"]
     assert "renewed (initial)" in records[0].getMessage()
     assert "renewal (mandatory) failed" in records[1].getMessage()

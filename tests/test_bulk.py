@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ctct_partner_async import NewAccount, PartnerClient
-from ctct_partner_async.bulk import Outcome, OutcomeState
-from ctct_partner_async.clock import FakeClock
+from ctct_partner_async._bulk import Outcome, OutcomeState
+from ctct_partner_async._clock import FakeClock
 from ctct_partner_async.journal import Journal
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 from ctct_partner_async.sources import read_rows

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ctct_partner_async import cli
-from ctct_partner_async.bulk import Outcome, OutcomeState
+from ctct_partner_async._bulk import Outcome, OutcomeState
 from ctct_partner_async.cli.progress import Progress, format_duration, format_line, format_progress
 from ctct_partner_async.cli.report import Tally, format_summary, format_table, result_record
 from ctct_partner_async.journal import Journal

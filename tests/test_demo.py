@@ -7,8 +7,8 @@ import re
 import pytest
 
 from ctct_partner_async import cli
+from ctct_partner_async._rows import cancellation_from_row, new_account_from_row, plan_change_from_row
 from ctct_partner_async.cli.demo import cancel_rows, demo_config, generate_accounts, plan_rows
-from ctct_partner_async.rows import cancellation_from_row, new_account_from_row, plan_change_from_row
 
 
 async def test_demo_runs_every_phase_and_reports_what_happened(capsys: pytest.CaptureFixture[str]) -> None:

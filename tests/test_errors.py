@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from ctct_partner_async import errors
-from ctct_partner_async.client import LegacyBillingClient, PartnerClient
-from ctct_partner_async.protocol import Response, error_for, parse_error_body, parse_retry_after
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._client import LegacyBillingClient, PartnerClient
+from ctct_partner_async._protocol import Response, error_for, parse_error_body, parse_retry_after
 
 from .conftest import API_KEY, WireServer
 

@@ -15,8 +15,8 @@ from ctct_partner_async import (
     SsoUser,
     WebhookTopic,
 )
-from ctct_partner_async.client import LegacyBillingClient
-from ctct_partner_async.protocol import JSON_HEADERS
+from ctct_partner_async._client import LegacyBillingClient
+from ctct_partner_async._protocol import JSON_HEADERS
 
 from .conftest import API_KEY, JWT, WireServer
 

@@ -8,11 +8,11 @@ import random
 import pytest
 import tenacity
 
-from ctct_partner_async import errors
-from ctct_partner_async.clock import FakeClock
-from ctct_partner_async.hooks import RetryDetails
-from ctct_partner_async.policy import RateLimiter, Retrier, RetryPolicy, decide
-from ctct_partner_async.protocol import Request
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._hooks import RetryDetails
+from ctct_partner_async._policy import RateLimiter, Retrier, RetryPolicy, decide
+from ctct_partner_async._protocol import Request
 
 GET = Request("GET", "partner/accounts", "list_accounts")
 PUT = Request("PUT", "partner/accounts/a/plan", "update_plan")
@@ -295,7 +295,7 @@ def test_limiter_settings_checked(rate: float, concurrency: int) -> None:
 
 def test_budget_grows_with_a_burst_but_not_without_bound() -> None:
     """A burst of requests pays for its own retries (ratio of it); idle volume can't bank past the window."""
-    from ctct_partner_async.policy import RetryBudget
+    from ctct_partner_async._policy import RetryBudget
 
     budget = RetryBudget(ratio=0.2, reserve=5, window=100)
     for _ in range(1000):

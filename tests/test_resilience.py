@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ctct_partner_async import NewAccount, PartnerClient, errors
-from ctct_partner_async.clock import FakeClock
-from ctct_partner_async.hooks import ResponseDetails
-from ctct_partner_async.models import CreateStatus
-from ctct_partner_async.policy import RetryPolicy
-from ctct_partner_async.protocol import JSON_HEADERS, Request
+from ctct_partner_async import NewAccount, PartnerClient
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._hooks import ResponseDetails
+from ctct_partner_async._models import CreateStatus
+from ctct_partner_async._policy import RetryPolicy
+from ctct_partner_async._protocol import JSON_HEADERS, Request
 from ctct_partner_async.sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 
 
@@ -200,7 +201,7 @@ async def test_ambiguous_failure_with_no_retries_left_is_reconciled() -> None:
 async def test_unconfirmed_create_is_reported_and_reconciled_on_the_next_run(tmp_path: Path) -> None:
     """Retries run out after 504s (nothing committed): UnconfirmedCreateError, the journal keeps the row
     unsettled, and the next run creates it exactly once."""
-    from ctct_partner_async.bulk import OutcomeState
+    from ctct_partner_async._bulk import OutcomeState
     from ctct_partner_async.journal import Journal
 
     clock = FakeClock(autojump=True)

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from ctct_partner_async import CancelReason, NewAccount, Plan, WebhookTopic
-from ctct_partner_async.models import AccountSummary, Cancellation, PlanType, WebhookSubscription
-from ctct_partner_async.serde import structure, unstructure
+from ctct_partner_async._models import AccountSummary, Cancellation, PlanType, WebhookSubscription
+from ctct_partner_async._serde import structure, unstructure
 
 
 def test_unknown_fields_are_ignored() -> None:

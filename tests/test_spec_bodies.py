@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from ctct_partner_async import CancelReason, NewAccount, SsoUser
-from ctct_partner_async import operations as ops
-from ctct_partner_async.models import AccountOperation, Cancellation, PlanChange, UnsubscribeRequest
-from ctct_partner_async.protocol import Request
+from ctct_partner_async import _operations as ops
+from ctct_partner_async._models import AccountOperation, Cancellation, PlanChange, UnsubscribeRequest
+from ctct_partner_async._protocol import Request
 
 from . import spec
 

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from ctct_partner_async import errors
-from ctct_partner_async.auth import TokenRefresh, TokenSettings
-from ctct_partner_async.client import PartnerClient
-from ctct_partner_async.clock import FakeClock
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._auth import TokenRefresh, TokenSettings
+from ctct_partner_async._client import PartnerClient
+from ctct_partner_async._clock import FakeClock
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
 CLIENT_ID = "sandbox-client"

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ctct_partner_async.protocol import Response
-from ctct_partner_async.tokens import (
+from ctct_partner_async._protocol import Response
+from ctct_partner_async._tokens import (
     ADVISORY,
     DEFAULT_LIFETIME,
     DEFAULT_TOKEN_URL,

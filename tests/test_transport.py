@@ -11,10 +11,11 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from ctct_partner_async import PartnerClient, __version__, errors
-from ctct_partner_async.policy import RetryPolicy
-from ctct_partner_async.protocol import Request
-from ctct_partner_async.transport import Timeouts, Transport
+from ctct_partner_async import PartnerClient, __version__
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._policy import RetryPolicy
+from ctct_partner_async._protocol import Request
+from ctct_partner_async._transport import Timeouts, Transport
 
 from .conftest import API_KEY, WireServer
 
@@ -174,7 +175,7 @@ async def test_aiohttp_errors_are_mapped(raised: Exception, expected: type[error
 
 async def test_tls_failures_are_not_retryable() -> None:
     """A certificate failure maps to a plain TransportError, which the retry policy never retries."""
-    from ctct_partner_async.policy import RetryPolicy, decide
+    from ctct_partner_async._policy import RetryPolicy, decide
 
     transport = Transport(base_url="https://api.example/v3")
     cert_error = aiohttp.ClientSSLError(

@@ -8,9 +8,9 @@ import attrs
 import pytest
 
 from ctct_partner_async import NewAccount, PartnerClient, SsoUser, ValidationError
-from ctct_partner_async import operations as ops
-from ctct_partner_async.models import AccountOperation, Cancellation, PlanChange, UnsubscribeRequest
-from ctct_partner_async.validation import check_new_account
+from ctct_partner_async import _operations as ops
+from ctct_partner_async._models import AccountOperation, Cancellation, PlanChange, UnsubscribeRequest
+from ctct_partner_async._validation import check_new_account
 
 from .conftest import WireServer
 

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
+from .._errors import CtctError, ValidationError
 from .._version import __version__
-from ..errors import CtctError, ValidationError
 from ..sandbox import cli as sandbox_cli
 from .commands import accounts_list, webhooks_command
 from .demo import demo_command

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from ..models import AccountSummary, WebhookSubscription, WebhookTopic
+from .._models import AccountSummary, WebhookSubscription, WebhookTopic
 from .options import make_client
 from .report import format_table
 

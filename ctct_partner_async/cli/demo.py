@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from ..auth import TokenRefresh
-from ..bulk import Outcome
-from ..client import PartnerClient
-from ..models import CancelReason, PlanType
+from .._auth import TokenRefresh
+from .._bulk import Outcome
+from .._client import PartnerClient
+from .._models import CancelReason, PlanType
 from ..sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 from .jobs import run_rows
 from .progress import Progress

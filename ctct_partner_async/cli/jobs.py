@@ -17,10 +17,10 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..bulk import STOPS_THE_JOB, Bulk, Outcome
-from ..errors import CtctError
+from .._bulk import STOPS_THE_JOB, Bulk, Outcome
+from .._errors import CtctError
+from .._models import PlanType
 from ..journal import Journal
-from ..models import PlanType
 from ..sources import read_rows
 from .options import UsageError, make_client
 from .progress import Progress

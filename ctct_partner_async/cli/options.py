@@ -11,10 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..client import DEFAULT_BASE_URL, PartnerClient
-from ..errors import ValidationError
-from ..models import WebhookTopic
-from ..tokens import DEFAULT_TOKEN_URL
+from .._client import DEFAULT_BASE_URL, PartnerClient
+from .._errors import ValidationError
+from .._models import WebhookTopic
+from .._tokens import DEFAULT_TOKEN_URL
 
 __all__ = [
     "ENVIRONMENT",

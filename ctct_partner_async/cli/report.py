@@ -14,7 +14,7 @@ from types import TracebackType
 
 import attrs
 
-from ..bulk import Outcome, OutcomeState
+from .._bulk import Outcome, OutcomeState
 
 __all__ = ["ResultsFile", "Tally", "format_problems", "format_summary", "format_table", "result_record"]
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import serde, validation
-from .errors import FieldError, ValidationError
-from .models import (
+from . import _serde as serde
+from . import _validation as validation
+from ._errors import FieldError, ValidationError
+from ._models import (
     AccountOperation,
     AccountPage,
     Cancellation,
@@ -23,7 +24,7 @@ from .models import (
     UnsubscribeResult,
     WebhookSubscription,
 )
-from .protocol import IDEMPOTENT_METHODS, JSON_HEADERS, Request, Response, decode_json, encode_json
+from ._protocol import IDEMPOTENT_METHODS, JSON_HEADERS, Request, Response, decode_json, encode_json
 
 ACCOUNTS = "partner/accounts"
 WEBHOOKS = "partner/webhooks/subscriptions"

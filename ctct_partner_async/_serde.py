@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from .errors import MalformedResponseError
-from .models import AccountOperation, AccountPage, AccountSummary, NewAccount
+from ._errors import MalformedResponseError
+from ._models import AccountOperation, AccountPage, AccountSummary, NewAccount
 
 __all__ = ["structure", "unstructure"]
 

@@ -28,10 +28,10 @@ from typing import NoReturn, Protocol, runtime_checkable
 
 import attrs
 
-from . import errors
-from .clock import SYSTEM_CLOCK, Clock
-from .protocol import Request, Response, error_for
-from .tokens import (
+from . import _errors as errors
+from ._clock import SYSTEM_CLOCK, Clock
+from ._protocol import Request, Response, error_for
+from ._tokens import (
     ADVISORY,
     CREDENTIAL_STATUSES,
     DEFAULT_SCOPE,
@@ -112,7 +112,7 @@ class TokenRefresh:
 
 
 def log_token_refresh(detail: TokenRefresh) -> None:
-    """The default ``on_token_refresh``: one line on ``ctct_partner_async.auth``, never the token."""
+    """The default ``on_token_refresh``: one line on ``ctct_partner_async._auth``, never the token."""
     if detail.outcome == OK:
         logger.info("partner token renewed (%s) in %.3fs", detail.reason, detail.duration)
     else:

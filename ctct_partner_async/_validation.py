@@ -1,6 +1,6 @@
 """The documented input rules, checked before anything is sent.
 
-Each ``check_*`` function raises :class:`~ctct_partner_async.errors.ValidationError` listing every rule
+Each ``check_*`` function raises :class:`~ctct_partner_async._errors.ValidationError` listing every rule
 the value breaks, each naming the field and the rule. Messages never quote the value, so a password
 can't leak through them.
 
@@ -14,8 +14,8 @@ import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
 
-from .errors import FieldError, ValidationError
-from .models import (
+from ._errors import FieldError, ValidationError
+from ._models import (
     AccountOperation,
     Cancellation,
     NewAccount,

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import attrs
 
-from .protocol import Request, Response, decode_json, jwt_claims, parse_error_body
+from ._protocol import Request, Response, decode_json, jwt_claims, parse_error_body
 
 __all__ = ["ADVISORY", "CREDENTIAL_STATUSES", "DEFAULT_LIFETIME", "DEFAULT_SCOPE", "DEFAULT_TOKEN_URL",
            "FRESH", "MANDATORY", "NEWER_TOKEN_URL", "CachedToken", "Phase", "Token", "basic_auth",

@@ -7,9 +7,10 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from . import operations, provisioning
-from .clock import SYSTEM_CLOCK, Clock
-from .models import (
+from . import _operations as operations
+from . import _provisioning as provisioning
+from ._clock import SYSTEM_CLOCK, Clock
+from ._models import (
     AccountOperation,
     AccountPage,
     AccountSummary,
@@ -22,7 +23,7 @@ from .models import (
     SsoUser,
     UnsubscribeRequest,
 )
-from .protocol import Request, Sender
+from ._protocol import Request, Sender
 
 __all__ = ["Accounts"]
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from . import errors
+from . import _errors as errors
+from ._protocol import Request, Response
 from ._version import __version__
-from .protocol import Request, Response
 
 __all__ = ["USER_AGENT", "Timeouts", "Transport", "check_url"]
 

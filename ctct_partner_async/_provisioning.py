@@ -27,10 +27,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 import attrs
 
-from . import errors, operations
-from .clock import Clock
-from .models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
-from .protocol import Sender
+from . import _errors as errors
+from . import _operations as operations
+from ._clock import Clock
+from ._models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
+from ._protocol import Sender
 
 __all__ = ["AccountIndex", "Reconciler", "create_account", "is_ambiguous", "resolve"]
 

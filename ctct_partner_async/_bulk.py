@@ -20,8 +20,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .accounts import Accounts
-from .errors import (
+from ._accounts import Accounts
+from ._errors import (
     AuthenticationError,
     CtctError,
     FieldError,
@@ -29,10 +29,10 @@ from .errors import (
     UnconfirmedCreateError,
     ValidationError,
 )
+from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
+from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
+from ._validation import check_new_account
 from .journal import Entry, Journal, NullJournal
-from .models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
-from .rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
-from .validation import check_new_account
 
 __all__ = ["Bulk", "Outcome", "OutcomeState"]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from . import errors
+from . import _errors as errors
 
 __all__ = [
     "JSON_HEADERS",

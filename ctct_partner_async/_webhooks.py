@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import builtins
 
-from . import operations
-from .models import WebhookSubscription, WebhookTopic
-from .protocol import Sender
+from . import _operations as operations
+from ._models import WebhookSubscription, WebhookTopic
+from ._protocol import Sender
 
 __all__ = ["Webhooks"]
 

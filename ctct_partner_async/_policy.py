@@ -24,10 +24,10 @@ from typing import TypeVar
 import attrs
 import tenacity
 
-from . import errors
-from .clock import Clock
-from .hooks import RetryDetails, RetryHook
-from .protocol import Request
+from . import _errors as errors
+from ._clock import Clock
+from ._hooks import RetryDetails, RetryHook
+from ._protocol import Request
 
 __all__ = ["RateLimiter", "Retrier", "RetryBudget", "RetryDecision", "RetryPolicy", "decide"]
 

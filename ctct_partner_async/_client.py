@@ -15,18 +15,19 @@ from typing import Self
 
 import aiohttp
 
-from . import errors, operations
-from .accounts import Accounts
-from .auth import TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
-from .bulk import Bulk
-from .clock import SYSTEM_CLOCK, Clock
-from .hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
-from .models import CancelReason, LegacyPlan
-from .policy import RateLimiter, Retrier, RetryPolicy
-from .protocol import AttemptObserver, Request, Response, error_for
-from .tokens import DEFAULT_TOKEN_URL, basic_auth
-from .transport import Timeouts, Transport, check_url
-from .webhooks import Webhooks
+from . import _errors as errors
+from . import _operations as operations
+from ._accounts import Accounts
+from ._auth import TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
+from ._bulk import Bulk
+from ._clock import SYSTEM_CLOCK, Clock
+from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
+from ._models import CancelReason, LegacyPlan
+from ._policy import RateLimiter, Retrier, RetryPolicy
+from ._protocol import AttemptObserver, Request, Response, error_for
+from ._tokens import DEFAULT_TOKEN_URL, basic_auth
+from ._transport import Timeouts, Transport, check_url
+from ._webhooks import Webhooks
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LEGACY_URL", "LegacyBillingClient", "PartnerClient"]
 

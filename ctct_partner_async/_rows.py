@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from . import validation
-from .errors import FieldError, ValidationError
-from .models import Cancellation, CancelReason, NewAccount, PlanChange, PlanType
+from . import _validation as validation
+from ._errors import FieldError, ValidationError
+from ._models import Cancellation, CancelReason, NewAccount, PlanChange, PlanType
 
 __all__ = ["BadRow", "cancellation_from_row", "new_account_from_row", "plan_change_from_row"]
 
