@@ -31,11 +31,12 @@ def layer(kind: str) -> Run:
         tag = f"{kind}{next(_tags)}"
         async with overhead._sdk_client(base, workers) as client:
             await client.webhooks.list()
-            headers = client._credentials(await client._tokens.get_token())
+            pipeline = client._pipeline
+            headers = await pipeline.credentials.headers()
 
             async def send(i: int) -> None:
                 if kind == "transport":
-                    await client._transport.send(_create_request(i, tag), headers)
+                    await pipeline.transport.send(_create_request(i, tag), headers)
                 elif kind == "send":
                     await client.send(_create_request(i, tag))
                 else:

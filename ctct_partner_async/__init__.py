@@ -2,6 +2,10 @@
 
 >>> async with PartnerClient(api_key=..., client_id=..., client_secret=...) as client:
 ...     created = await client.accounts.create(NewAccount(...))
+
+Everything public is importable from here; modules whose names start with ``_`` are internal. The
+public submodules are ``testing`` (``MockTransport`` and the pytest fixture), ``sandbox``, ``journal``,
+``sources`` and ``cli`` (the ``ctct-partner`` command).
 """
 
 from ._auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
@@ -21,6 +25,7 @@ from ._errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RedirectError,
     RequestTimeoutError,
     ResponseError,
     ServerError,
@@ -45,15 +50,18 @@ from ._models import (
     LegacyPlan,
     NewAccount,
     Plan,
+    PlanChange,
     PlanType,
     SsoUser,
     Tier,
     WebhookSubscription,
     WebhookTopic,
 )
-from ._policy import RetryPolicy
+from ._pipeline import ClientOptions
+from ._policy import RateLimiter, RetryPolicy
+from ._protocol import AsyncTransport, CallLog, Request, Response
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
-from ._tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL
+from ._tokens import DEFAULT_TOKEN_URL, NEWER_TOKEN_URL, CachedToken
 from ._transport import Timeouts
 from ._version import __version__
 from .journal import Journal
@@ -67,12 +75,16 @@ __all__ = [
     "APIError",
     "AccountPage",
     "AccountSummary",
+    "AsyncTransport",
     "AuthenticationError",
     "BadRequestError",
     "BadRow",
     "BillingStatus",
+    "CachedToken",
+    "CallLog",
     "CancelReason",
     "Cancellation",
+    "ClientOptions",
     "Clock",
     "ConflictError",
     "ConnectError",
@@ -94,11 +106,16 @@ __all__ = [
     "PartnerClient",
     "PermissionDeniedError",
     "Plan",
+    "PlanChange",
     "PlanType",
     "QuotaExceededError",
     "RateLimitError",
+    "RateLimiter",
+    "RedirectError",
+    "Request",
     "RequestDetails",
     "RequestTimeoutError",
+    "Response",
     "ResponseDetails",
     "ResponseError",
     "RetryDetails",

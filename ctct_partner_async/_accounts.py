@@ -35,6 +35,10 @@ class Accounts:
         self._client = client
         self.reconciler = provisioning.Reconciler(self.pages, clock)
 
+    async def aclose(self) -> None:
+        """Cancel an account-list sweep in flight (the client calls this when it closes)."""
+        await self.reconciler.aclose()
+
     async def pages(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountPage]:
         """Every page of the account list, following ``_links.next.href`` to the end."""
         request: Request | None = operations.build_list_accounts(

@@ -23,14 +23,15 @@ import asyncio
 import datetime as dt
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import NoReturn, Protocol, runtime_checkable
 
 import attrs
 
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
-from ._protocol import Request, Response, error_for
+from ._flight import ClosedError, SingleFlight
+from ._protocol import AsyncTransport, Request, Response, error_for
 from ._tokens import (
     ADVISORY,
     CREDENTIAL_STATUSES,
@@ -196,17 +197,6 @@ class MemoryTokenCache:
         return f"<MemoryTokenCache {len(self._entries)} entries>"
 
 
-class TokenTransport(Protocol):
-    """What the manager needs to reach the token endpoint (``Transport`` is one)."""
-
-    async def send(
-        self,
-        request: Request,
-        headers: Mapping[str, str] | None = None,
-        query: Mapping[str, str] | None = None,
-    ) -> Response: ...
-
-
 @attrs.frozen
 class _Failure:
     """A renewal that gave no token: what every waiting caller raises."""
@@ -234,7 +224,7 @@ class TokenManager:
     def __init__(
         self,
         *,
-        transport: TokenTransport,
+        transport: AsyncTransport,
         token_url: str,
         client_id: str,
         client_secret: str,
@@ -253,7 +243,7 @@ class TokenManager:
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
         self._cache_key = f"{token_url} {client_id} {self._settings.scope or ''}"
         self._token: Token | None = None
-        self._task: asyncio.Task[_Outcome] | None = None
+        self._renewal: SingleFlight[_Outcome] = SingleFlight("token renewal")
         self._failure: _Failure | None = None
         self._refused: str | None = None
         self._cleared_reason = INITIAL
@@ -291,47 +281,29 @@ class TokenManager:
     async def aclose(self) -> None:
         """Stop: cancel a renewal in flight and wait for it to end. Safe to call twice."""
         self._closed = True
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-        self._task = None  # a task cancelled before its first step never ran its own cleanup
+        await self._renewal.close()
 
     # -- single flight ------------------------------------------------------------------------------------
     def _renew_in_background(self, now: float) -> None:
-        if self._task is None and not self._closed and now >= self._advisory_not_before:
-            self._task = self._start(ADVISORY)
+        if self._renewal.running is None and not self._closed and now >= self._advisory_not_before:
+            self._start(ADVISORY)
 
     async def _wait_for_renewal(self) -> str:
         if self._closed:
-            raise RuntimeError("this client is closed; create a new one")
-        task = self._task
+            raise ClosedError("this client is closed; create a new one")
+        task = self._renewal.running
         if task is None:
             failure = self._failure
             if failure is not None and failure.fail_fast and self._within_min_interval(failure.at):
                 failure.raise_error()
             task = self._start(MANDATORY if self._token is not None else self._cleared_reason)
-        outcome = await self._join(task)
+        outcome = await self._renewal.join(task)
         if isinstance(outcome, _Failure):
             outcome.raise_error()
         return outcome.value
 
     def _start(self, reason: str) -> asyncio.Task[_Outcome]:
-        task = asyncio.get_running_loop().create_task(
-            self._renew(reason), name=f"ctct token renewal ({reason})"
-        )
-        self._task = task
-        return task
-
-    async def _join(self, task: asyncio.Task[_Outcome]) -> _Outcome:
-        """The shared renewal's outcome; a waiter's cancellation never cancels it for the others."""
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and current is not None and not current.cancelling():
-                raise RuntimeError("the client was closed while a token was being fetched") from None
-            raise
+        return self._renewal.start(self._renew(reason), at=self._clock.monotonic())
 
     def _within_min_interval(self, at: float) -> bool:
         return self._clock.monotonic() - at < self._settings.min_interval
@@ -345,9 +317,6 @@ class TokenManager:
         except Exception as exc:  # a bug or a broken hook must reach the waiters, not the event loop
             message = f"token renewal from {self._token_url} failed unexpectedly ({type(exc).__name__})"
             return self._failed(reason, errors.AuthenticationError(message), exc, started)
-        finally:
-            if self._task is asyncio.current_task():
-                self._task = None
 
     async def _renew_once(self, reason: str) -> _Outcome:
         cached = await self._from_cache()

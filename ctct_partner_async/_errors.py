@@ -13,6 +13,7 @@ Every exception derives from :class:`CtctError`::
     │   └── ResponseError          the request may have been received: retry only what is safe
     │       └── RequestTimeoutError
     └── APIError                   the API answered with an error status
+        ├── RedirectError              3xx: never followed (credentials never go to another URL)
         ├── BadRequestError            400
         ├── UnauthorizedError          401 (also an AuthenticationError)
         ├── PermissionDeniedError      403
@@ -48,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedirectError",
     "RequestTimeoutError",
     "ResponseError",
     "ServerError",
@@ -185,6 +187,22 @@ class APIError(CtctError):
     def error_key(self) -> str | None:
         """The first ``error_key`` the server sent, if any."""
         return self.error_keys[0] if self.error_keys else None
+
+
+class RedirectError(APIError):
+    """3xx: the server sent the request elsewhere. Never followed and never retried: following it would
+    send the API key, the JWT and the body (an account password) to another URL.
+
+    ``location_host`` is the host the ``Location`` header names (``None`` when it names none).
+    """
+
+    def __init__(self, *, location_host: str | None = None, **kwargs: object) -> None:
+        self.location_host = location_host
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        where = f"to {self.location_host}" if self.location_host else "with no Location host"
+        return f"{super().__str__()}; redirect {where} not followed"
 
 
 class BadRequestError(APIError):

@@ -28,7 +28,7 @@ class RequestDetails:
 
 @attrs.frozen
 class ResponseDetails:
-    """A response received, or a transport error (``status`` is ``None`` then)."""
+    """A response received, or a transport error (``status`` is ``None`` and ``exception`` says what)."""
 
     operation: str
     method: str
@@ -36,11 +36,16 @@ class ResponseDetails:
     attempt: int
     status: int | None
     elapsed: float
+    exception: BaseException | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
 class RetryDetails:
-    """A failed attempt that will be retried after ``wait`` seconds."""
+    """A failed attempt that will be retried after ``wait`` seconds.
+
+    ``error`` is the failure as text (class and message, never a secret); ``exception`` is the
+    exception itself, for hooks that branch on its type or read its ``status`` or ``retry_after``.
+    """
 
     operation: str
     method: str
@@ -48,6 +53,7 @@ class RetryDetails:
     attempt: int
     wait: float
     error: str
+    exception: BaseException | None = attrs.field(default=None, eq=False)
 
 
 RequestHook = Callable[[RequestDetails], None]

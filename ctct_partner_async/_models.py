@@ -141,6 +141,7 @@ class CreateResult:
     encoded_account_id: str | None = None
     provision_uuid: str | None = None
     attempts: int = 1
+    """How many requests this create sent (a retry, or a replay after a 401, is one more)."""
     deferred: bool = False
     """True when the account came from a request the API stored (503) and processed later."""
 

@@ -9,17 +9,15 @@
 - 429 ``throttled``: always retry, after ``Retry-After`` (capped) when the server sends one;
 - 429 ``quota_exceeded``, any other 4xx, validation errors and ``CancelledError``: never.
 
-``Retrier`` runs the decision under an attempt cap, an overall deadline and a per-client budget, with
-exponential backoff and full jitter. The first attempt never touches tenacity, so the success path costs
-one ``try``; a fresh ``AsyncRetrying`` is built only when a first attempt has failed.
+``Retry`` runs the decision under an attempt cap, an overall deadline and a per-client budget, with
+exponential backoff and full jitter, on tenacity. The first attempt never touches tenacity, so the
+success path costs one ``try``; a fresh ``AsyncRetrying`` is built only when a first attempt has failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import attrs
 import tenacity
@@ -29,9 +27,7 @@ from ._clock import Clock
 from ._hooks import RetryDetails, RetryHook
 from ._protocol import Request
 
-__all__ = ["RateLimiter", "Retrier", "RetryBudget", "RetryDecision", "RetryPolicy", "decide"]
-
-T = TypeVar("T")
+__all__ = ["MIN_SLEEP", "RateLimiter", "Retry", "RetryBudget", "RetryDecision", "RetryPolicy", "decide"]
 
 
 @attrs.frozen(kw_only=True)
@@ -107,8 +103,13 @@ class RetryBudget:
         return True
 
 
-class Retrier:
-    """Runs one call with the retry policy: fast path first, tenacity only after a failure."""
+class Retry:
+    """A client's retries: the policy, the budget, the jitter and the ``on_retry`` hook.
+
+    The pipeline makes the first attempt itself; only when it fails does it iterate
+    :meth:`retrying`, a fresh ``AsyncRetrying`` whose first attempt re-raises that failure, so every
+    failure, the first included, goes through the same decision, wait, stop and report.
+    """
 
     def __init__(
         self,
@@ -125,60 +126,69 @@ class Retrier:
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.retries = 0
 
-    async def call(self, request: Request, url: str, attempt: Callable[[int], Awaitable[T]]) -> T:
-        """``await attempt(n)`` for n = 1, 2, ... until it succeeds or the policy says stop."""
+    def begin(self) -> float:
+        """A call starts: it earns its share of the budget. Returns its deadline."""
         self._budget.deposit()
-        deadline = self._clock.monotonic() + self.policy.deadline
-        try:
-            return await attempt(1)
-        except Exception as exc:
-            first = exc
-        if not decide(first, request, self.policy).retry or self._must_stop(first, request, 1, deadline):
-            raise first
-        await self._pause(request, url, first, 1)
-        retrying = tenacity.AsyncRetrying(
-            stop=lambda state: self._must_stop(_error(state), request, state.attempt_number + 1, deadline),
-            wait=lambda state: self._wait(request, state),
-            retry=tenacity.retry_if_exception(lambda exc: decide(exc, request, self.policy).retry),
-            before_sleep=lambda state: self._report(request, url, state),
+        return self._clock.monotonic() + self.policy.deadline
+
+    def retrying(self, request: Request, url: str, deadline: float) -> tenacity.AsyncRetrying:
+        """The retry loop for one call whose first attempt has failed."""
+        run = _Run(self, request, url, deadline)
+        return tenacity.AsyncRetrying(
+            retry=run.retry,
+            wait=run.wait,
+            stop=run.stop,
+            before_sleep=run.before_sleep,
             sleep=self._clock.sleep,
             reraise=True,
         )
-        async for try_ in retrying:
-            with try_:
-                return await attempt(try_.retry_state.attempt_number + 1)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    def _must_stop(self, error: BaseException, request: Request, attempts: int, deadline: float) -> bool:
-        """The attempt cap, the deadline, then the budget (spent only when a retry really follows)."""
-        if attempts >= self.policy.max_attempts or self._clock.monotonic() >= deadline:
-            return True
-        return decide(error, request, self.policy).spends_budget and not self._budget.withdraw()
-
-    def backoff(self, request: Request, error: BaseException, attempt: int) -> float:
+    def backoff(self, decision: RetryDecision, attempt: int) -> float:
         """The wait after failed attempt ``attempt``: the server's delay, or full-jitter exponential."""
-        wait = decide(error, request, self.policy).wait
-        if wait is not None:
-            return wait
+        if decision.wait is not None:
+            return decision.wait
         ceiling = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling)
-
-    def _wait(self, request: Request, state: tenacity.RetryCallState) -> float:
-        return self.backoff(request, _error(state), state.attempt_number + 1)
-
-    async def _pause(self, request: Request, url: str, error: BaseException, attempt: int) -> None:
-        wait = self.backoff(request, error, attempt)
-        self._notify(request, url, attempt, wait, error)
-        await self._clock.sleep(wait)
-
-    def _report(self, request: Request, url: str, state: tenacity.RetryCallState) -> None:
-        self._notify(request, url, state.attempt_number + 1, state.upcoming_sleep, _error(state))
 
     def _notify(self, request: Request, url: str, attempt: int, wait: float, error: BaseException) -> None:
         self.retries += 1
         if self._on_retry is not None:
             detail = f"{type(error).__name__}: {error}"
-            self._on_retry(RetryDetails(request.operation, request.method, url, attempt, wait, detail))
+            self._on_retry(RetryDetails(request.operation, request.method, url, attempt, wait, detail, error))
+
+
+class _Run:
+    """One failing call under tenacity: one ``RetryDecision`` per failure feeds wait, stop and budget.
+
+    tenacity asks ``retry`` first, then ``wait``, then ``stop``, then ``before_sleep``.
+    """
+
+    __slots__ = ("_deadline", "_decision", "_request", "_retry", "_url")
+
+    def __init__(self, retry: Retry, request: Request, url: str, deadline: float) -> None:
+        self._retry = retry
+        self._request = request
+        self._url = url
+        self._deadline = deadline
+        self._decision = NO_RETRY
+
+    def retry(self, state: tenacity.RetryCallState) -> bool:
+        self._decision = decide(_error(state), self._request, self._retry.policy)
+        return self._decision.retry
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        return self._retry.backoff(self._decision, state.attempt_number)
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        """The attempt cap, the deadline, then the budget (spent only when a retry really follows)."""
+        retry = self._retry
+        if state.attempt_number >= retry.policy.max_attempts or retry._clock.monotonic() >= self._deadline:
+            return True
+        return self._decision.spends_budget and not retry._budget.withdraw()
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
+        attempt, wait = state.attempt_number, state.upcoming_sleep
+        self._retry._notify(self._request, self._url, attempt, wait, _error(state))
 
 
 def _error(state: tenacity.RetryCallState) -> BaseException:
@@ -233,11 +243,14 @@ class RateLimiter:
     @property
     def rate(self) -> float | None:
         """The current rate: the configured one, or less while recovering from a throttle."""
-        if self._configured is None or self._floor_rate is None:
-            return None
+        configured, floor = self._configured, self._floor_rate
+        if configured is None or floor is None or floor >= configured:
+            return configured
         elapsed = self._clock.monotonic() - self._throttled_at
-        recovered = self._floor_rate + (self._configured - self._floor_rate) * elapsed / self._recovery
-        return min(self._configured, recovered)
+        if elapsed >= self._recovery:
+            self._floor_rate = configured  # recovered: no arithmetic on later calls
+            return configured
+        return floor + (configured - floor) * elapsed / self._recovery
 
     def throttled(self) -> None:
         """The server answered 429 ``throttled``: slow down."""
@@ -248,12 +261,27 @@ class RateLimiter:
         self._floor_rate = max(self._min_rate, current * self._factor)
         self._throttled_at = self._clock.monotonic()
 
-    def _reserve(self) -> float:
+    async def enter(self) -> None:
+        """Take one in-flight slot (``leave()`` gives it back); fail fast when asked to and none is free."""
+        if self._max_wait is not None and self._semaphore.locked():
+            raise errors.RateLimitError("client-side concurrency cap reached", retry_after=0.0)
+        await self._semaphore.acquire()
+
+    def leave(self) -> None:
+        self._semaphore.release()
+
+    def reserve(self) -> float:
+        """Book this request's turn under the rate; the seconds to wait for it (0.0 when it is now).
+
+        Waits under ``MIN_SLEEP`` come back as 0.0: a timer and a loop turn cost more than the spacing
+        they would buy, and a server that admits ``rate`` a second absorbs a millisecond's worth of
+        early requests. With ``max_wait``, a turn further away raises ``RateLimitError`` and books nothing.
+        """
         rate = self.rate
         if rate is None:
             return 0.0
         now = self._clock.monotonic()
-        slot = max(self._next_slot, now)
+        slot = self._next_slot if self._next_slot > now else now
         wait = slot - now
         if self._max_wait is not None and wait > self._max_wait:
             raise errors.RateLimitError(
@@ -261,38 +289,8 @@ class RateLimiter:
                 retry_after=wait,
             )
         self._next_slot = slot + 1.0 / rate
-        return wait
-
-    def slot(self) -> _Slot:
-        """``async with limiter.slot():`` one in-flight slot, after this request's turn under the rate."""
-        if self._max_wait is not None and self._semaphore.locked():
-            raise errors.RateLimitError("client-side concurrency cap reached", retry_after=0.0)
-        return _Slot(self)
+        return wait if wait > MIN_SLEEP else 0.0
 
 
 MIN_SLEEP = 0.001
-"""Waits this short aren't slept: a timer and a loop turn cost more than the spacing they would buy, and
-a server that admits ``rate`` a second absorbs a millisecond's worth of early requests."""
-
-
-class _Slot:
-    """One in-flight slot (a plain class: ``asynccontextmanager`` costs microseconds per request)."""
-
-    __slots__ = ("_limiter",)
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-
-    async def __aenter__(self) -> None:
-        limiter = self._limiter
-        await limiter._semaphore.acquire()
-        try:
-            wait = limiter._reserve()
-            if wait > MIN_SLEEP:
-                await limiter._clock.sleep(wait)
-        except BaseException:
-            limiter._semaphore.release()
-            raise
-
-    async def __aexit__(self, *_: object) -> None:
-        self._limiter._semaphore.release()
+"""Waits this short aren't slept (see ``RateLimiter.reserve``)."""

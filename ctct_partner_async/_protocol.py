@@ -10,8 +10,9 @@ import binascii
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -19,7 +20,8 @@ from . import _errors as errors
 
 __all__ = [
     "JSON_HEADERS",
-    "AttemptObserver",
+    "AsyncTransport",
+    "CallLog",
     "Request",
     "Response",
     "Sender",
@@ -30,6 +32,7 @@ __all__ = [
     "next_utc_midnight",
     "parse_error_body",
     "parse_retry_after",
+    "resolve_url",
 ]
 
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
@@ -66,22 +69,65 @@ class Response:
     """One HTTP response: status, headers and the whole body."""
 
     status: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    body: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str] = attrs.field(default={}, repr=False)
+    body: bytes = attrs.field(default=b"", repr=False)
+
+    @classmethod
+    def from_json(
+        cls, status: int, value: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A response whose body is ``value`` as JSON (empty when ``None``), for transports in tests."""
+        body = b"" if value is None else encode_json(value)
+        return cls(status, {**JSON_HEADERS, **(headers or {})} if value is not None else headers or {}, body)
 
 
-AttemptObserver = Callable[[BaseException], None]
+class CallLog:
+    """What one call did on the wire: every failed attempt's error and the requests it sent.
+
+    Pass one to ``send(..., log=)`` to learn it; ``requests`` counts every request that went out
+    (a 401 replay included), ``attempts`` the retry policy's attempts.
+    """
+
+    __slots__ = ("attempts", "errors", "requests")
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self.requests = 0
+        self.attempts = 0
 
 
 class Sender(Protocol):
-    """What a resource facade needs from its client: send a built request, get the successful response.
+    """What a resource facade needs from its client: send a built request, get the successful response."""
 
-    ``on_attempt_error`` hears every failed attempt, including those the client then retried.
+    async def send(self, request: Request, *, log: CallLog | None = None) -> Response: ...
+
+
+class AsyncTransport(Protocol):
+    """Sends one request and reads the whole response: the seam between the pipeline and the network.
+
+    ``headers`` and ``query`` are the credentials the pipeline adds to this attempt (never stored on the
+    request). ``request.url`` is relative to the client's ``base_url`` or absolute (pagination links,
+    the token endpoint). A transport never follows a redirect: a 3xx is returned as it is. It raises a
+    ``TransportError`` subclass when nothing usable came back (``ConnectError`` if the request surely
+    never left). The aiohttp ``Transport`` is one; ``testing.MockTransport`` is another.
     """
 
     async def send(
-        self, request: Request, *, on_attempt_error: AttemptObserver | None = None
+        self,
+        request: Request,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
     ) -> Response: ...
+
+
+def resolve_url(base: str, url: str) -> str:
+    """The absolute URL of a request's ``url`` against ``base`` (which ends in ``/``), without a query."""
+    if "://" in url:
+        return url
+    if url.startswith("/"):
+        parts = urlsplit(base)
+        return f"{parts.scheme}://{parts.netloc}{url}"
+    return base + url
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -95,11 +141,12 @@ def encode_json(value: Any) -> bytes:
 def decode_json(response: Response) -> Any:
     """The JSON body of a successful response (``None`` when empty); ``MalformedResponseError`` if it
     isn't JSON."""
-    if not response.body.strip():
+    body = response.body
+    if not body or body.isspace():
         return None
     try:
-        return json.loads(response.body)
-    except ValueError:
+        return json.loads(body.decode())  # the API speaks UTF-8; a str skips json's encoding sniffing
+    except ValueError:  # UnicodeDecodeError is one
         raise errors.MalformedResponseError(f"HTTP {response.status} answer is not JSON") from None
 
 
@@ -181,6 +228,9 @@ def error_for(
     }
     if response.status == 429 and "quota_exceeded" in keys:
         return errors.QuotaExceededError(reset_at=next_utc_midnight(now), **fields)
+    if 300 <= response.status < 400:
+        location = urlsplit(response.headers.get("Location") or "")
+        return errors.RedirectError(location_host=location.hostname, **fields)
     cls = STATUS_ERRORS.get(response.status)
     if cls is None:
         cls = errors.ServerError if response.status >= 500 else errors.APIError

@@ -16,13 +16,11 @@ The list does not return login names, only ``site_owner_name`` (the account's us
 ``organization_name``. An account is matched by ``site_owner_name`` equal to its login name (case
 insensitive) and, when the new account names an organization, the same ``organization_name``: an
 account someone else made under that login for another organization is never claimed.
-One sweep of the list serves every waiter that registered before it started.
+One sweep of the list at a time serves every waiter (``SingleFlight``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import attrs
@@ -30,8 +28,9 @@ import attrs
 from . import _errors as errors
 from . import _operations as operations
 from ._clock import Clock
+from ._flight import SingleFlight
 from ._models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
-from ._protocol import Sender
+from ._protocol import CallLog, Sender
 
 __all__ = ["AccountIndex", "Reconciler", "create_account", "is_ambiguous", "resolve"]
 
@@ -61,10 +60,6 @@ class AccountIndex:
         return hit
 
 
-class _LeaderGoneError(Exception):
-    """The coroutine sweeping the list was cancelled; a follower takes over."""
-
-
 class Reconciler:
     """Finds accounts in the list, with one sweep at a time shared by every waiter."""
 
@@ -74,8 +69,7 @@ class Reconciler:
         self._pages = pages
         self._clock = clock
         self._interval = interval
-        self._sweep: asyncio.Future[AccountIndex] | None = None
-        self._sweep_started = 0.0
+        self._sweep: SingleFlight[AccountIndex] = SingleFlight("account list sweep")
         self.sweeps = 0
 
     async def find(
@@ -94,29 +88,22 @@ class Reconciler:
     async def index(self, *, not_before: float) -> AccountIndex:
         """An index from a sweep that started at ``not_before`` or later (joining one if it runs)."""
         while True:
-            sweep, started = self._sweep, self._sweep_started
-            if sweep is None:
-                return await self._lead()
-            with contextlib.suppress(_LeaderGoneError):
-                index = await asyncio.shield(sweep)
-                if started >= not_before:
-                    return index
+            flight = self._sweep
+            task = flight.running
+            if task is None:
+                self.sweeps += 1
+                task = flight.start(self._read(), at=self._clock.monotonic())
+            started = flight.started_at
+            index = await flight.join(task)
+            if started >= not_before:
+                return index
 
-    async def _lead(self) -> AccountIndex:
-        sweep: asyncio.Future[AccountIndex] = asyncio.get_running_loop().create_future()
-        self._sweep, self._sweep_started = sweep, self._clock.monotonic()
-        self.sweeps += 1
-        try:
-            index = AccountIndex.build([acct async for page in self._pages() for acct in page.accounts])
-        except BaseException as exc:
-            sweep.set_exception(exc if isinstance(exc, Exception) else _LeaderGoneError())
-            sweep.exception()  # retrieved: followers may be none
-            raise
-        else:
-            sweep.set_result(index)
-            return index
-        finally:
-            self._sweep = None
+    async def _read(self) -> AccountIndex:
+        return AccountIndex.build([acct async for page in self._pages() for acct in page.accounts])
+
+    async def aclose(self) -> None:
+        """Cancel a sweep in flight and wait for it to end."""
+        await self._sweep.close()
 
 
 async def create_account(
@@ -132,33 +119,33 @@ async def create_account(
     ``previously_attempted`` says an earlier call may have sent this create already (a bulk job resuming
     after a crash): a 409 is then reconciled rather than reported.
     """
-    failures: list[BaseException] = []
+    log = CallLog()
     request = operations.build_create_account(account)
     try:
-        response = await client.send(request, on_attempt_error=failures.append)
+        response = await client.send(request, log=log)
         created = operations.parse_created_account(response)
     except errors.ConflictError:
-        if not (previously_attempted or any(is_ambiguous(f) for f in failures)):
+        if not (previously_attempted or any(is_ambiguous(f) for f in log.errors)):
             raise
-        return await _reconcile(reconciler, account, len(failures) + 1, reconcile_timeout)
+        return await _reconcile(reconciler, account, log.requests, reconcile_timeout)
     except errors.ServiceUnavailableError:
         return CreateResult(
             status=CreateStatus.PENDING,
             login_name=account.login_name,
             organization_name=account.organization_name,
-            attempts=len(failures),
+            attempts=log.requests,
         )
     except errors.CtctError as exc:
-        if not (isinstance(exc, errors.MalformedResponseError) or any(is_ambiguous(f) for f in failures)):
+        if not (isinstance(exc, errors.MalformedResponseError) or any(is_ambiguous(f) for f in log.errors)):
             raise
-        return await _confirm(reconciler, account, len(failures) + 1, exc)
+        return await _confirm(reconciler, account, log.requests, exc)
     return CreateResult(
         status=CreateStatus.CREATED,
         login_name=account.login_name,
         organization_name=account.organization_name,
         encoded_account_id=created.encoded_account_id,
         provision_uuid=created.provision_uuid,
-        attempts=len(failures) + 1,
+        attempts=log.requests,
     )
 
 

@@ -19,7 +19,7 @@ import attrs
 import cattrs
 
 from ._errors import MalformedResponseError
-from ._models import AccountOperation, AccountPage, AccountSummary, NewAccount
+from ._models import AccountOperation, AccountPage, AccountSummary, CreatedAccount, NewAccount
 
 __all__ = ["structure", "unstructure"]
 
@@ -112,6 +112,18 @@ def _unstructure_new_account(account: NewAccount) -> dict[str, Any]:
 
 
 _converter.register_unstructure_hook(NewAccount, _unstructure_new_account)
+
+
+def _structure_created(data: Any, _: type) -> CreatedAccount:
+    # The create answer, on the hot path: read by hand, and strictly (an id is a non-empty string).
+    account_id = data["encoded_account_id"]
+    uuid = data.get("provision_uuid")
+    if not isinstance(account_id, str) or not account_id or not isinstance(uuid, str | None):
+        raise TypeError("encoded_account_id must be a non-empty string, provision_uuid a string")
+    return CreatedAccount(encoded_account_id=account_id, provision_uuid=uuid)
+
+
+_converter.register_structure_hook(CreatedAccount, _structure_created)
 
 
 def unstructure(value: object) -> Any:

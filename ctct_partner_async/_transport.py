@@ -16,7 +16,7 @@ import aiohttp
 import attrs
 
 from . import _errors as errors
-from ._protocol import Request, Response
+from ._protocol import Request, Response, resolve_url
 from ._version import __version__
 
 __all__ = ["USER_AGENT", "Timeouts", "Transport", "check_url"]
@@ -63,7 +63,11 @@ def check_url(url: str, *, setting: str) -> str:
 
 
 class Transport:
-    """Sends ``Request`` values over one shared aiohttp connection pool and returns ``Response`` values."""
+    """The aiohttp ``AsyncTransport``: sends ``Request`` values over one shared connection pool.
+
+    Redirects are never followed (``allow_redirects=False``): a 3xx comes back as it is, and the
+    pipeline raises ``RedirectError``, so credentials and bodies never go to another URL.
+    """
 
     def __init__(
         self,
@@ -76,8 +80,6 @@ class Transport:
     ) -> None:
         base_url = check_url(base_url, setting="base_url")
         self._base = base_url if base_url.endswith("/") else base_url + "/"
-        parts = urlsplit(self._base)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._session = session
         self._owns_session = session is None
         self._timeouts = timeouts or Timeouts()
@@ -95,35 +97,32 @@ class Transport:
     def closed(self) -> bool:
         return self._closed
 
-    def url_for(self, request: Request) -> str:
-        """The absolute URL of ``request``, without its query: safe to show in errors and logs."""
-        url = request.url
-        if "://" in url:
-            return url
-        return self._origin + url if url.startswith("/") else self._base + url
-
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this client is closed; create a new one")
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeouts.to_aiohttp())
+        connector = aiohttp.TCPConnector(limit=self._max_connections)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeouts.to_aiohttp())
         return self._session
 
     async def send(
         self,
         request: Request,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
         query: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send ``request`` with extra ``headers`` and ``query`` (credentials) and read the whole body."""
-        session = self._get_session()
-        url = self.url_for(request)
-        all_headers = {**self._default_headers, **request.headers, **(headers or {})}
+        """Send ``request`` with this attempt's credentials (``headers``, ``query``); read the whole body."""
+        session = self._session or self._open()
+        url = resolve_url(self._base, request.url)
+        all_headers = {**self._default_headers, **request.headers, **headers}
         params = {**request.query, **query} if request.query and query else request.query or query
         try:
             async with session.request(
-                request.method, url, params=params, data=request.body, headers=all_headers
+                request.method,
+                url,
+                params=params,
+                data=request.body,
+                headers=all_headers,
+                allow_redirects=False,
             ) as resp:
                 body = await resp.read()
                 return Response(resp.status, resp.headers, body)

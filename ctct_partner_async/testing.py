@@ -1,4 +1,18 @@
-"""A pytest plugin for your own test suites: the ``ctct_sandbox`` fixture.
+"""Test helpers for your own suites: ``MockTransport`` and the pytest plugin's ``ctct_sandbox`` fixture.
+
+``MockTransport(handler)`` (like ``httpx.MockTransport``) answers a client's requests with a function,
+with no network and no server::
+
+    def handler(request: Request) -> Response:
+        if request.url.endswith("/oauth2/token"):
+            return Response.from_json(200, {"access_token": "jwt", "expires_in": 3600})
+        return Response.from_json(201, {"encoded_account_id": "a07e1my9tbw0"})
+
+    client = PartnerClient(api_key="k", client_id="id", client_secret="s", transport=MockTransport(handler))
+
+The handler gets each request as sent, credentials merged into ``request.headers`` and ``request.query``;
+it may be async, and it may raise a ``TransportError`` (``ConnectError``, ``ResponseError``, ...) to play
+a network failure. ``transport.requests`` keeps every request it answered, in order.
 
 Installed with the package (entry point ``pytest11``) and active wherever pytest-asyncio is installed::
 
@@ -14,16 +28,44 @@ settings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
 import pytest
 
 from ._client import PartnerClient
+from ._protocol import Request, Response
 from .sandbox import Sandbox, SandboxConfig, SandboxHandle, run_sandbox
 
-__all__ = ["SandboxFixture", "sandbox_client"]
+__all__ = ["MockTransport", "SandboxFixture", "sandbox_client"]
+
+Handler = Callable[[Request], Response | Awaitable[Response]]
+
+
+class MockTransport:
+    """An ``AsyncTransport`` that answers every request with ``handler(request)``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.requests: list[Request] = []
+
+    async def send(
+        self, request: Request, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+    ) -> Response:
+        merged_query = {**(request.query or {}), **(query or {})} or None
+        sent = attrs.evolve(request, headers={**request.headers, **headers}, query=merged_query)
+        self.requests.append(sent)
+        answer = self._handler(sent)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if not isinstance(answer, Response):
+            raise TypeError(f"a MockTransport handler must return a Response, not {type(answer).__name__}")
+        return answer
+
+    def __repr__(self) -> str:
+        return f"<MockTransport {len(self.requests)} requests>"
 
 
 @attrs.frozen

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import pytest
-import tenacity
 
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._clock import FakeClock
-from ctct_partner_async._hooks import RetryDetails
-from ctct_partner_async._policy import RateLimiter, Retrier, RetryPolicy, decide
+from ctct_partner_async._policy import RateLimiter, Retry, RetryDecision, RetryPolicy, decide
 from ctct_partner_async._protocol import Request
 
 GET = Request("GET", "partner/accounts", "list_accounts")
@@ -81,127 +80,26 @@ def test_retry_after_is_honoured_and_capped() -> None:
 
 
 def test_full_jitter_backoff_bounds() -> None:
-    """The default backoff is uniform in [0, min(max, initial * 2**(n-1))]."""
-    retrier = Retrier(
-        RetryPolicy(backoff_initial=0.5, backoff_max=4.0), FakeClock(), on_retry=None, rng=random.Random(1)
-    )
-    error = transport(errors.ConnectError)
+    """The default backoff is uniform in [0, min(max, initial * 2**(n-1))]; a server delay is taken as is."""
+    retry = Retry(RetryPolicy(backoff_initial=0.5, backoff_max=4.0), FakeClock(), on_retry=None,
+                  rng=random.Random(1))  # fmt: skip
+    decision = decide(transport(errors.ConnectError), GET, POLICY)
     for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
-        waits = [retrier.backoff(GET, error, attempt) for _ in range(200)]
+        waits = [retry.backoff(decision, attempt) for _ in range(200)]
         assert min(waits) >= 0 and max(waits) <= ceiling
         assert max(waits) > ceiling * 0.8  # spread over the whole range
+    assert retry.backoff(RetryDecision(True, 7.0), 1) == 7.0
 
 
-class Script:
-    """An attempt function that fails with the given errors, then succeeds."""
-
-    def __init__(self, *failures: BaseException) -> None:
-        self.failures = list(failures)
-        self.attempts: list[int] = []
-
-    async def __call__(self, number: int) -> str:
-        self.attempts.append(number)
-        if self.failures:
-            raise self.failures.pop(0)
-        return "ok"
-
-
-async def test_retries_until_success_on_the_fake_clock() -> None:
-    """Retryable failures are retried with backoff slept on the injected clock, then the result returns."""
-    clock = FakeClock(autojump=True)
-    seen: list[RetryDetails] = []
-    retrier = Retrier(POLICY, clock, on_retry=seen.append)
-    script = Script(
-        api(errors.ServerError, 500), transport(errors.ConnectError), api(errors.ThrottledError, 429)
-    )
-    assert await retrier.call(GET, "https://x/v3/partner/accounts", script) == "ok"
-    assert script.attempts == [1, 2, 3, 4]
-    assert [d.attempt for d in seen] == [1, 2, 3]
-    assert all(d.url == "https://x/v3/partner/accounts" and d.operation == "list_accounts" for d in seen)
-    assert clock.monotonic() > 1000.0
-    assert retrier.retries == 3
-
-
-async def test_attempt_cap() -> None:
-    """No more than max_attempts attempts; the last error is raised as it is."""
-    retrier = Retrier(RetryPolicy(max_attempts=3), FakeClock(autojump=True), on_retry=None)
-    script = Script(*[api(errors.ServerError, 500) for _ in range(10)])
-    with pytest.raises(errors.ServerError):
-        await retrier.call(GET, "u", script)
-    assert script.attempts == [1, 2, 3]
-
-
-async def test_deadline() -> None:
-    """No retry starts after the overall deadline."""
-    clock = FakeClock(autojump=True)
-    retrier = Retrier(
-        RetryPolicy(max_attempts=100, deadline=10.0, backoff_initial=4.0, backoff_max=4.0),
-        clock,
-        on_retry=None,
-        rng=random.Random(0),
-    )
-    script = Script(*[transport(errors.ConnectError) for _ in range(100)])
-    with pytest.raises(errors.ConnectError):
-        await retrier.call(GET, "u", script)
-    assert 2 < len(script.attempts) < 100
-    assert clock.monotonic() - 1000.0 <= 10.0 + 4.0
-
-
-async def test_non_retryable_raises_at_once() -> None:
-    """A 400 or quota_exceeded is raised after one attempt, with no sleep."""
-    clock = FakeClock()
-    retrier = Retrier(POLICY, clock, on_retry=None)
-    for error in [api(errors.BadRequestError, 400), api(errors.ConflictError, 409)]:
-        script = Script(error)
-        with pytest.raises(type(error)):
-            await retrier.call(GET, "u", script)
-        assert script.attempts == [1]
-    assert clock.monotonic() == 1000.0
-
-
-async def test_budget_limits_retries_in_an_outage() -> None:
-    """When the budget is spent, failures are raised without retry; throttles don't spend it."""
-    retrier = Retrier(
-        RetryPolicy(budget_reserve=2, budget_ratio=0.0, max_attempts=10),
-        FakeClock(autojump=True),
-        on_retry=None,
-    )
-    outage = Script(*[api(errors.ServerError, 500) for _ in range(10)])
-    with pytest.raises(errors.ServerError):
-        await retrier.call(GET, "u", outage)
-    assert outage.attempts == [1, 2, 3]  # two retries from the reserve
-    again = Script(api(errors.ServerError, 500))
-    with pytest.raises(errors.ServerError):
-        await retrier.call(GET, "u", again)
-    assert again.attempts == [1]
-    throttled = Script(*[api(errors.ThrottledError, 429) for _ in range(3)])
-    assert await retrier.call(GET, "u", throttled) == "ok"
-
-
-async def test_success_path_never_builds_tenacity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A call that succeeds first time never constructs AsyncRetrying."""
-
-    def boom(*_: object, **__: object) -> None:
-        raise AssertionError("AsyncRetrying built on the success path")
-
-    monkeypatch.setattr(tenacity, "AsyncRetrying", boom)
-    retrier = Retrier(POLICY, FakeClock(), on_retry=None)
-    assert await retrier.call(GET, "u", Script()) == "ok"
-
-
-async def test_cancellation_during_backoff_is_not_retried() -> None:
-    """Cancelling a call asleep in backoff cancels it at once and leaves no sleeper behind."""
-    clock = FakeClock()
-    retrier = Retrier(POLICY, clock, on_retry=None)
-    script = Script(*[api(errors.ServerError, 500) for _ in range(5)])
-    task = asyncio.create_task(retrier.call(GET, "u", script))
-    while clock.sleepers == 0:
-        await asyncio.sleep(0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert clock.sleepers == 0
-    assert script.attempts == [1]
+async def slot(limiter: RateLimiter) -> None:
+    """What the pipeline does per attempt: a concurrency slot, then a turn under the rate."""
+    await limiter.enter()
+    try:
+        wait = limiter.reserve()
+        if wait:
+            await limiter._clock.sleep(wait)
+    finally:
+        limiter.leave()
 
 
 async def test_limiter_spaces_requests() -> None:
@@ -211,8 +109,8 @@ async def test_limiter_spaces_requests() -> None:
     started: list[float] = []
 
     async def one() -> None:
-        async with limiter.slot():
-            started.append(clock.monotonic())
+        await slot(limiter)
+        started.append(clock.monotonic())
 
     tasks = [asyncio.create_task(one()) for _ in range(8)]
     for _ in range(40):
@@ -249,24 +147,23 @@ async def test_limiter_fail_fast() -> None:
     """With max_wait, a caller that would wait longer gets RateLimitError with retry_after, and no slot is taken."""
     clock = FakeClock()
     limiter = RateLimiter(2.0, 10, clock, max_wait=0.0)
-    async with limiter.slot():
-        pass
+    assert limiter.reserve() == 0.0
     with pytest.raises(errors.RateLimitError) as info:
-        async with limiter.slot():
-            pass
+        limiter.reserve()
     assert info.value.retry_after == pytest.approx(0.5)
     clock.advance(0.5)
-    async with limiter.slot():
-        pass
+    assert limiter.reserve() == 0.0  # the refused caller booked nothing
 
 
 async def test_limiter_fail_fast_when_saturated() -> None:
     """With max_wait, a caller finding every in-flight slot taken fails fast instead of queueing."""
     limiter = RateLimiter(None, 1, FakeClock(), max_wait=0.0)
-    async with limiter.slot():
-        with pytest.raises(errors.RateLimitError, match="concurrency"):
-            async with limiter.slot():
-                pass
+    await limiter.enter()
+    with pytest.raises(errors.RateLimitError, match="concurrency"):
+        await limiter.enter()
+    limiter.leave()
+    await limiter.enter()
+    limiter.leave()
 
 
 async def test_limiter_caps_concurrency() -> None:
@@ -276,11 +173,12 @@ async def test_limiter_caps_concurrency() -> None:
 
     async def one() -> None:
         nonlocal inside, peak
-        async with limiter.slot():
-            inside += 1
-            peak = max(peak, inside)
-            await asyncio.sleep(0)
-            inside -= 1
+        await limiter.enter()
+        inside += 1
+        peak = max(peak, inside)
+        await asyncio.sleep(0)
+        inside -= 1
+        limiter.leave()
 
     await asyncio.gather(*(one() for _ in range(20)))
     assert peak == 3
@@ -306,27 +204,31 @@ def test_budget_grows_with_a_burst_but_not_without_bound() -> None:
     assert not budget.withdraw()  # 0.2 of a retry is not a retry
 
 
-async def test_sub_millisecond_waits_are_not_slept() -> None:
-    """Under a limit the traffic never reaches, same-instant reservations don't each arm a timer."""
+def test_sub_millisecond_waits_are_not_slept() -> None:
+    """Under a limit the traffic never reaches, same-instant reservations ask for no sleep at all."""
     clock = FakeClock()
-    limiter = RateLimiter(1_000_000.0, 100, clock)
-
-    async def one() -> None:
-        async with limiter.slot():
-            await asyncio.sleep(0)
-
-    tasks = [asyncio.create_task(one()) for _ in range(50)]  # 50 us of spacing in all
-    await asyncio.sleep(0)
-    assert clock.sleepers == 0
-    await asyncio.gather(*tasks)
+    fast = RateLimiter(1_000_000.0, 100, clock)
+    assert [fast.reserve() for _ in range(50)] == [0.0] * 50  # 50 us of spacing in all
     slow = RateLimiter(100.0, 100, clock)  # 10 ms apart: these are slept
-    waiting = [asyncio.create_task(_enter(slow)) for _ in range(3)]
-    await asyncio.sleep(0)
-    assert clock.sleepers == 2
-    clock.advance(1.0)
-    await asyncio.gather(*waiting)
+    assert [slow.reserve() for _ in range(3)] == pytest.approx([0.0, 0.01, 0.02])
 
 
-async def _enter(limiter: RateLimiter) -> None:
-    async with limiter.slot():
-        pass
+class NoClock(FakeClock):
+    def monotonic(self) -> float:
+        raise AssertionError("the clock was read")
+
+
+def test_unthrottled_rate_needs_no_arithmetic() -> None:
+    """An unthrottled (or fully recovered) limiter answers its configured rate without computing a
+    recovery (the old code computed 0 * inf = NaN and was right only through min()'s argument order)."""
+    limiter = RateLimiter(4.0, 1, NoClock())
+    assert limiter.rate == 4.0
+    assert RateLimiter(None, 1, NoClock()).rate is None
+    clock = FakeClock()
+    recovering = RateLimiter(4.0, 1, clock, recovery_time=10.0)
+    recovering.throttled()
+    clock.advance(5.0)
+    assert recovering.rate == pytest.approx(3.0)
+    clock.advance(5.0)
+    assert recovering.rate == 4.0
+    assert not math.isnan(recovering._floor_rate or 0.0)

@@ -48,7 +48,6 @@ async def sandbox_client(
         try:
             yield sb, client
         finally:
-            await client._tokens.aclose()  # type: ignore[attr-defined]
             await client.aclose()
 
 
@@ -216,12 +215,12 @@ async def test_no_secret_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixtur
     jwts: list[str] = []
     async with sandbox_client(fake) as (sb, client):
         await wave(client, fake, 50)
-        jwts.append(await client._tokens.get_token())
+        jwts.append(await client.token_provider.get_token())
         fake.advance(1)
         sb.sandbox.revoke_tokens()
         assert failures(await wave(client, fake, 50)) == []
-        jwts.append(await client._tokens.get_token())
-        texts += [repr(client), repr(client._tokens)]
+        jwts.append(await client.token_provider.get_token())
+        texts += [repr(client), repr(client.token_provider)]
         sb.sandbox.faults.token_outage = True
         jump_into(sb, fake, "advisory")
         await wave(client, fake, 10)

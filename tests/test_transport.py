@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+from typing import Any
 
 import aiohttp
 import pytest
@@ -26,10 +27,17 @@ async def _token() -> str:
     return "jwt"
 
 
+def session_of(client: PartnerClient) -> aiohttp.ClientSession | None:
+    """The aiohttp session of the transport the client built (``None`` until the first call)."""
+    transport = client._pipeline.transport
+    assert isinstance(transport, Transport)
+    return transport._session
+
+
 def test_session_is_created_lazily() -> None:
     """Constructing a client outside a loop creates no session (and so needs no loop)."""
     client = PartnerClient(api_key=API_KEY, token_provider=_token)
-    assert client._transport._session is None
+    assert session_of(client) is None
 
 
 @pytest.mark.parametrize(
@@ -42,8 +50,9 @@ def test_session_is_created_lazily() -> None:
 )
 def test_plain_http_refused_unless_loopback(setting: str, url: str) -> None:
     """http:// is refused for a non-loopback host, naming the setting."""
+    endpoint: dict[str, Any] = {setting: url}
     with pytest.raises(errors.ValidationError) as info:
-        PartnerClient(api_key=API_KEY, client_id="id", client_secret="s", **{setting: url})
+        PartnerClient(api_key=API_KEY, client_id="id", client_secret="s", **endpoint)
     assert info.value.field == setting
 
 
@@ -68,7 +77,7 @@ async def test_one_pool_shared_by_concurrent_calls(wire: WireServer) -> None:
     async with PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None,
                              max_connections=3) as client:  # fmt: skip
         await asyncio.gather(*(client.webhooks.list() for _ in range(20)))
-        session = client._transport._session
+        session = session_of(client)
         assert session is not None
         assert session.connector is not None
         assert session.connector.limit == 3
@@ -102,7 +111,7 @@ async def test_unclosed_client_warns(wire: WireServer) -> None:
     """A client dropped without being closed warns with a ResourceWarning."""
     client = PartnerClient(api_key=API_KEY, base_url=wire.url + "/v3", token_provider=_token, rate_limit=None)
     await client.webhooks.list()
-    session = client._transport._session
+    session = session_of(client)
     assert session is not None
     with pytest.warns(ResourceWarning, match="not closed"):  # noqa: PT031
         del client
@@ -165,7 +174,7 @@ async def test_aiohttp_errors_are_mapped(raised: Exception, expected: type[error
         with aioresponses() as mocked:
             mocked.get("https://api.example/v3/partner/webhooks/subscriptions", exception=raised)
             with pytest.raises(expected) as info:
-                await transport.send(Request("GET", "partner/webhooks/subscriptions", "list_webhooks"))
+                await transport.send(Request("GET", "partner/webhooks/subscriptions", "list_webhooks"), {})
     finally:
         await transport.aclose()
     assert type(info.value) is expected
@@ -186,7 +195,7 @@ async def test_tls_failures_are_not_retryable() -> None:
         with aioresponses() as mocked:
             mocked.get("https://api.example/v3/partner/webhooks/subscriptions", exception=cert_error)
             with pytest.raises(errors.TransportError) as info:
-                await transport.send(Request("GET", "partner/webhooks/subscriptions", "list_webhooks"))
+                await transport.send(Request("GET", "partner/webhooks/subscriptions", "list_webhooks"), {})
     finally:
         await transport.aclose()
     assert type(info.value) is errors.TransportError

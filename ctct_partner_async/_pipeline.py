@@ -1,0 +1,250 @@
+"""The send pipeline both clients share, read top-down: pipeline -> credentials -> limiter -> transport.
+
+One call is the retry policy around attempts. One attempt is, in this order:
+
+1. a concurrency slot (``max_concurrency``);
+2. the credentials (for v3, the JWT: this may wait for a renewal);
+3. a turn under the rate limit, booked only now, so a token wait never bunches requests: after any
+   wait, no two requests of a client are closer than ``1/rate``; if the turn had to be waited for, the
+   credentials are asked again, so a request never carries a token it saw before it queued;
+4. one exchange over the transport, with the hooks; on a 401 the credentials hear which headers were
+   refused and, if they can do better (a new JWT), steps 2-4 run once more;
+5. the status check: anything from 300 up raises its ``APIError`` (a 3xx is never followed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Mapping
+from typing import NoReturn, TypedDict
+
+import aiohttp
+import attrs
+
+from . import _errors as errors
+from ._clock import SYSTEM_CLOCK, Clock
+from ._credentials import Credentials
+from ._flight import ClosedError
+from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
+from ._policy import MIN_SLEEP, RateLimiter, Retry, RetryPolicy
+from ._protocol import AsyncTransport, CallLog, Request, Response, error_for, resolve_url
+from ._transport import Timeouts, Transport, check_url
+
+__all__ = ["ClientOptions", "ClientSettings", "Pipeline", "transport_for"]
+
+
+class ClientSettings(TypedDict, total=False):
+    """The keyword settings both clients take (their defaults and meaning: ``ClientOptions``)."""
+
+    rate_limit: float | None
+    max_concurrency: int
+    rate_limit_max_wait: float | None
+    retry_policy: RetryPolicy | None
+    on_request: RequestHook | None
+    on_response: ResponseHook | None
+    on_retry: RetryHook | None
+    session: aiohttp.ClientSession | None
+    timeouts: Timeouts | None
+    max_connections: int
+    user_agent: str | None
+    clock: Clock
+    transport: AsyncTransport | None
+
+
+_AIOHTTP_ONLY = ("session", "timeouts", "user_agent")
+
+
+def _checked_base_url(url: str) -> str:
+    return check_url(url, setting="base_url")
+
+
+def _policy_or_default(policy: RetryPolicy | None) -> RetryPolicy:
+    return RetryPolicy() if policy is None else policy
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """The settings both clients share, checked once.
+
+    ``transport`` replaces the aiohttp transport (for tests: ``testing.MockTransport``); ``session``,
+    ``timeouts``, ``max_connections`` and ``user_agent`` configure the aiohttp one, so they can't be
+    combined with it. ``base_url`` still names the URLs in errors and hooks.
+    """
+
+    base_url: str = attrs.field(converter=_checked_base_url)
+    rate_limit: float | None = 4.0
+    max_concurrency: int = 64
+    rate_limit_max_wait: float | None = None
+    retry_policy: RetryPolicy = attrs.field(default=None, converter=_policy_or_default)
+    on_request: RequestHook | None = None
+    on_response: ResponseHook | None = None
+    on_retry: RetryHook | None = log_retry
+    session: aiohttp.ClientSession | None = None
+    timeouts: Timeouts | None = None
+    max_connections: int = 100
+    user_agent: str | None = None
+    clock: Clock = SYSTEM_CLOCK
+    transport: AsyncTransport | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.transport is None:
+            return
+        given = [name for name in _AIOHTTP_ONLY if getattr(self, name) is not None]
+        if self.max_connections != 100:
+            given.append("max_connections")
+        rule = "configures the aiohttp transport: it can't be combined with transport="
+        if given:
+            raise errors.ValidationError([errors.FieldError(name, rule) for name in given])
+
+
+class Pipeline:
+    """Sends built requests for one client: retries, limits, credentials, hooks, one transport."""
+
+    def __init__(
+        self,
+        options: ClientOptions,
+        credentials: Credentials,
+        transport: AsyncTransport,
+        *,
+        owned: Transport | None = None,
+    ) -> None:
+        self.options = options
+        self._base = options.base_url if options.base_url.endswith("/") else options.base_url + "/"
+        self.credentials = credentials
+        self.transport = transport
+        self._clock = options.clock
+        self.limiter = RateLimiter(
+            options.rate_limit, options.max_concurrency, self._clock, max_wait=options.rate_limit_max_wait
+        )
+        self.retry = Retry(options.retry_policy, self._clock, on_retry=options.on_retry)
+        self._on_request = options.on_request
+        self._on_response = options.on_response
+        self._owned = owned  # closed with the pipeline; a transport passed in is the caller's
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Stop the credentials' background work and close the transport if the client built it."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.credentials.aclose()
+        if self._owned is not None:
+            await self._owned.aclose()
+
+    async def send(self, request: Request, *, log: CallLog | None = None) -> Response:
+        """Send ``request`` under the retry policy; the successful response, or the last error raised.
+
+        ``log``, if given, hears every failed attempt and counts the requests sent.
+        """
+        if self._closed:
+            raise ClosedError("this client is closed; create a new one")
+        url = resolve_url(self._base, request.url)
+        deadline = self.retry.begin()
+        try:
+            return await self._attempt(request, url, 1, log)
+        except Exception as exc:
+            first = exc
+        async for try_ in self.retry.retrying(request, url, deadline):
+            with try_:
+                number = try_.retry_state.attempt_number
+                if number == 1:
+                    raise first  # tenacity decides on the first failure like on every other
+                return await self._attempt(request, url, number, log)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _attempt(self, request: Request, url: str, number: int, log: CallLog | None) -> Response:
+        if log is not None:
+            log.attempts = number
+        limiter = self.limiter
+        try:
+            await limiter.enter()
+            try:
+                headers = await self._turn()
+                response = await self._exchange(request, url, number, headers, log)
+                if response.status == 401 and self.credentials.refused(headers):
+                    headers = await self._turn()
+                    response = await self._exchange(request, url, number, headers, log)
+            finally:
+                limiter.leave()
+            if response.status >= 300:
+                self._raise_for(request, url, response)
+        except Exception as exc:
+            if log is not None:
+                log.errors.append(exc)
+            raise
+        return response
+
+    async def _turn(self) -> Mapping[str, str]:
+        """The credentials, then a turn under the rate limit; the credentials again after a wait."""
+        headers = await self.credentials.headers()
+        wait = self.limiter.reserve()
+        return headers if not wait else await self._wait_turn(wait)
+
+    async def _wait_turn(self, wait: float) -> Mapping[str, str]:
+        clock, credentials = self._clock, self.credentials
+        while True:
+            await clock.sleep(wait)
+            asked = clock.monotonic()
+            headers = await credentials.headers()  # the token may have been renewed meanwhile
+            if clock.monotonic() - asked <= MIN_SLEEP:
+                return headers
+            # that was a wait for a renewal, and it used up the turn: book a new one rather than send
+            # late and bunched with the next request
+            wait = self.limiter.reserve()
+            if not wait:
+                return headers
+
+    def _exchange(
+        self, request: Request, url: str, number: int, headers: Mapping[str, str], log: CallLog | None
+    ) -> Awaitable[Response]:
+        """The transport's send, through the hooks if there are any (no extra frame when there are none)."""
+        if log is not None:
+            log.requests += 1
+        if self._on_request is None and self._on_response is None:
+            return self.transport.send(request, headers, self.credentials.query)
+        return self._hooked_exchange(request, url, number, headers)
+
+    async def _hooked_exchange(
+        self, request: Request, url: str, number: int, headers: Mapping[str, str]
+    ) -> Response:
+        if self._on_request is not None:
+            self._on_request(RequestDetails(request.operation, request.method, url, number))
+        on_response = self._on_response
+        if on_response is None:
+            return await self.transport.send(request, headers, self.credentials.query)
+        started = self._clock.monotonic()
+        try:
+            response = await self.transport.send(request, headers, self.credentials.query)
+        except Exception as exc:
+            elapsed = self._clock.monotonic() - started
+            on_response(ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc))
+            raise
+        elapsed = self._clock.monotonic() - started
+        on_response(ResponseDetails(request.operation, request.method, url, number, response.status, elapsed))
+        return response
+
+    def _raise_for(self, request: Request, url: str, response: Response) -> NoReturn:
+        now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
+        error = error_for(request.method, url, response, now=now)
+        if isinstance(error, errors.ThrottledError) and not isinstance(error, errors.QuotaExceededError):
+            self.limiter.throttled()
+        raise error
+
+
+def transport_for(options: ClientOptions) -> tuple[AsyncTransport, Transport | None]:
+    """``options.transport``, or a new aiohttp transport (one pooled session, created lazily), which
+    is then also returned as the one the client owns."""
+    if options.transport is not None:
+        return options.transport, None
+    transport = Transport(
+        base_url=options.base_url,
+        session=options.session,
+        timeouts=options.timeouts,
+        max_connections=options.max_connections,
+        user_agent=options.user_agent,
+    )
+    return transport, transport
