@@ -22,9 +22,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the package."""
-    session.install("mypy>=1.13", *TEST_DEPS)
-    session.run("mypy", "--strict", "ctct_partner_async")
+    """mypy --strict over the package, the tests and the benchmarks."""
+    session.install("mypy>=1.13", "types-jsonschema>=4.23", "httpx>=0.27", *TEST_DEPS)
+    session.run("mypy", "--strict", "ctct_partner_async", "tests", "benchmarks")
 
 
 @nox.session(python=PYTHON)

@@ -51,7 +51,7 @@ def machine() -> dict[str, Any]:
 
 def run_all(quick: bool, only: set[str]) -> dict[str, float]:
     figures: dict[str, float] = {}
-    sections = {
+    sections: dict[str, Callable[[], dict[str, float]]] = {
         "overhead": lambda: asyncio.run(overhead.run_suite(quick=quick)),
         "ratelimit": lambda: asyncio.run(ratelimit.run(quick=quick)),
         "rollover": lambda: asyncio.run(rollover.run(quick=quick)),

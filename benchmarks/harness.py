@@ -5,12 +5,25 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final, TypedDict
 
 from benchmarks.bench_sandbox import available_cores, pin, server_process
 from ctct_partner_async import NewAccount, PartnerClient
 
-CLIENT = {"api_key": "sandbox-api-key", "client_id": "sandbox-client", "client_secret": "sandbox-secret"}
+
+class Credentials(TypedDict):
+    """The sandbox's fixed credentials, as ``PartnerClient`` keyword arguments."""
+
+    api_key: str
+    client_id: str
+    client_secret: str
+
+
+CLIENT: Final[Credentials] = {
+    "api_key": "sandbox-api-key",
+    "client_id": "sandbox-client",
+    "client_secret": "sandbox-secret",
+}
 
 
 @contextlib.contextmanager

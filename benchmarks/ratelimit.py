@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 from benchmarks import harness
+from ctct_partner_async import OutcomeState
 from ctct_partner_async._hooks import ResponseDetails
 
 
@@ -31,7 +32,7 @@ async def measure(base: str, rate: float, count: int) -> dict[str, float]:
     return {
         "ratelimit_rate": rate,
         "ratelimit_creates": float(count),
-        "ratelimit_created": float(states["created"]),
+        "ratelimit_created": float(states[OutcomeState.CREATED]),
         "ratelimit_wall_s": wall,
         "ratelimit_wall_ratio": wall / (count / rate),
         "ratelimit_429_share": statuses[429] / total,

@@ -31,6 +31,13 @@ async def collect(outcomes: AsyncIterator[Outcome]) -> list[Outcome]:
     return [o async for o in outcomes]
 
 
+def account_ids(outcomes: list[Outcome]) -> list[str]:
+    """The account ids of ``outcomes``, each of which must have one."""
+    ids = [o.encoded_account_id for o in outcomes]
+    assert all(i is not None for i in ids)
+    return [i for i in ids if i is not None]
+
+
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[SandboxHandle, FakeClock]]:
     clock = FakeClock(autojump=True)
@@ -145,7 +152,7 @@ async def test_twenty_kinds_of_bad_rows(client: PartnerClient, sandbox: tuple[Sa
 async def test_failures_do_not_stop_the_job(client: PartnerClient) -> None:
     """Plan changes for unknown accounts fail; the others are updated; bad plan rows are invalid."""
     created = await collect(client.bulk.create_accounts(row(i) for i in range(10)))
-    ids = [o.encoded_account_id for o in created]
+    ids = account_ids(created)
     rows = [{"encoded_account_id": i, "plan_type": "GOLD", "billing_day_of_month": "15"} for i in ids]
     rows += [{"encoded_account_id": "nosuchacct1", "plan_type": "GOLD"},
              {"encoded_account_id": ids[0] + "x", "plan_type": "PLATINUM"},
@@ -163,7 +170,7 @@ async def test_failures_do_not_stop_the_job(client: PartnerClient) -> None:
 async def test_cancel_job(client: PartnerClient) -> None:
     """Cancel rows cancel accounts; a bad reason code or a naive date is invalid."""
     created = await collect(client.bulk.create_accounts(row(i) for i in range(5)))
-    ids = [o.encoded_account_id for o in created]
+    ids = account_ids(created)
     rows = [
         {"encoded_account_id": i, "reason_id": "1", "effective_date": "2026-12-01T00:00:00Z"} for i in ids[:3]
     ]

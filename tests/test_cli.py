@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def row(i: int, **changes: str) -> dict[str, str]:
     return {**base, **changes}
 
 
-def write_csv(path: Path, rows: list[dict[str, str] | str]) -> Path:
+def write_csv(path: Path, rows: Sequence[Mapping[str, str] | str]) -> Path:
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -269,6 +269,7 @@ async def test_quota_exceeded_fails_the_remaining_rows_fast(tmp_path: Path) -> N
         args = ["provision", str(source), "--out", str(out), "--rate-limit", "0", "--concurrency", "4", "-q"]
         assert await cli.run([*args, *flags(handle)]) == 1
         requests = handle.sandbox.stats()["api_requests"]
+    assert isinstance(requests, int)
     results = read_results(out)
     assert len(results) == 100
     states = Counter(r["state"] for r in results)
@@ -302,7 +303,9 @@ async def test_refused_credentials_fail_every_row_without_sending_the_rest(
     assert sorted(r["index"] for r in results) == list(range(1, 51))
     assert {r["state"] for r in results} == {"failed"}
     assert stats["api_requests"] == 0
-    assert stats["token_requests"] <= 4
+    token_requests = stats["token_requests"]
+    assert isinstance(token_requests, int)
+    assert token_requests <= 4
     captured = capsys.readouterr()
     assert "stopped early" in captured.err
     assert "wrong-secret-123" not in captured.out + captured.err + out.read_text()

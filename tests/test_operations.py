@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from typing import cast
 
 import pytest
 
@@ -170,7 +171,7 @@ async def test_create_sso_user(wire: WireServer, client: PartnerClient) -> None:
     user = SsoUser(first_name="Josie", last_name="Lang", role_name="campaign_creator",
                    contact_email="josie@example.com", login_name="josie.lang", external_id="2337",
                    external_provider="Yahoo")  # fmt: skip
-    assert await client.accounts.create_sso_user(ACCOUNT, user) is None
+    assert cast(object, await client.accounts.create_sso_user(ACCOUNT, user)) is None  # returns nothing
     assert (wire.last.method, wire.last.path) == ("POST", f"/v3/partner/accounts/{ACCOUNT}/users/sso")
     assert wire.last.json() == {"first_name": "Josie", "last_name": "Lang", "role_name": "campaign_creator",
                                 "contact_email": "josie@example.com", "login_name": "josie.lang",
@@ -218,7 +219,7 @@ async def test_webhooks_subscribe_unsubscribe_test(wire: WireServer, client: Par
     assert (wire.last.method, wire.last.path) == ("PUT", "/v3/partner/webhooks/subscriptions/1")
     assert wire.last.json() == {"hook_uri": "https://hooks.example/ctct"}
     assert_partner_headers(wire, with_body=True)
-    assert await client.webhooks.unsubscribe(1) is None
+    assert cast(object, await client.webhooks.unsubscribe(1)) is None  # returns nothing
     assert (wire.last.method, wire.last.path) == ("DELETE", "/v3/partner/webhooks/subscriptions/1")
     test = await client.webhooks.send_test(3)
     assert (wire.last.method, wire.last.path) == ("POST", "/v3/partner/webhooks/subscriptions/3/tests")

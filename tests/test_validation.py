@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import attrs
 import pytest
@@ -46,7 +47,7 @@ BAD_ACCOUNTS = [
 @pytest.mark.parametrize(
     ("change", "field", "rule"), BAD_ACCOUNTS, ids=[f"{f}:{r}" for _, f, r in BAD_ACCOUNTS]
 )
-def test_new_account_rules(change: dict[str, object], field: str, rule: str) -> None:
+def test_new_account_rules(change: dict[str, Any], field: str, rule: str) -> None:
     """Each documented create rule is enforced with the field and rule in the error."""
     with pytest.raises(ValidationError) as info:
         check_new_account(attrs.evolve(GOOD, **change))
