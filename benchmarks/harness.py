@@ -7,8 +7,10 @@ import os
 from collections.abc import Iterator
 from typing import Any, Final, TypedDict
 
-from benchmarks.bench_sandbox import available_cores, pin, server_process
+from benchmarks.bench_sandbox import ROOT, available_cores, pin, server_process
 from ctct_partner_async import NewAccount, PartnerClient
+
+__all__ = ["CLIENT", "ROOT", "client", "rows", "sandbox"]
 
 
 class Credentials(TypedDict):

@@ -1,8 +1,10 @@
 """Client CPU per create: the full SDK against raw aiohttp and httpx, side by side in one run.
 
-The sandbox runs in its own process pinned to its own core (rate limits and faults off); this process
-runs on the other core. Each variant sends the same create body (unique login names) with the same
-headers through ``workers`` concurrent coroutines; the figure is this process's CPU time per request.
+The sandbox runs in its own process pinned to its own core (rate limits and faults off); the clients run
+on the other core, each measurement in a fresh process (``python -m benchmarks.overhead VARIANT BASE
+COUNT WORKERS``), so no run inherits another's heap, garbage or warm caches. Each variant sends the same
+create body (unique login names) with the same headers through ``workers`` concurrent coroutines; the
+figure is that process's CPU time per request, after a warm-up.
 The SDK variant is the whole stack: ``PartnerClient.accounts.create(NewAccount)`` with the token
 manager, a rate limiter set to a rate it never reaches, the retry policy and the models.
 """
@@ -10,10 +12,14 @@ manager, a rate limiter set to a rate it never reaches, the retry policy and the
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import os
 import statistics
+import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +31,7 @@ from ctct_partner_async import NewAccount, PartnerClient
 
 API_KEY = "sandbox-api-key"
 _tags = itertools.count()
+_RUN = uuid.uuid4().hex[:8]  # login names stay unique across the fresh processes of one sandbox
 
 
 async def drive(send: Callable[[int], Awaitable[Any]], count: int, workers: int) -> tuple[float, float]:
@@ -53,7 +60,7 @@ def _sdk_client(base: str, workers: int) -> PartnerClient:
 
 
 async def run_sdk(base: str, count: int, workers: int) -> tuple[float, float]:
-    tag = f"sdk{next(_tags)}"
+    tag = f"sdk{_RUN}{next(_tags)}"
     async with _sdk_client(base, workers) as client:
         await client.webhooks.list()  # the token, and a warm connection
 
@@ -65,15 +72,17 @@ async def run_sdk(base: str, count: int, workers: int) -> tuple[float, float]:
 
 
 async def _token(session: aiohttp.ClientSession, base: str) -> str:
-    auth = aiohttp.BasicAuth("sandbox-client", "sandbox-secret")
+    basic = base64.b64encode(b"sandbox-client:sandbox-secret").decode()
     async with session.post(
-        base + "/oauth2/token", data={"grant_type": "client_credentials"}, auth=auth
+        base + "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic " + basic},
     ) as resp:
         return str((await resp.json())["access_token"])
 
 
 async def run_raw(base: str, count: int, workers: int) -> tuple[float, float]:
-    tag = f"raw{next(_tags)}"
+    tag = f"raw{_RUN}{next(_tags)}"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers)) as session:
         headers = {"x-api-key": API_KEY, "Authorization": await _token(session, base),
                    "Content-Type": "application/json", "Accept": "application/json"}  # fmt: skip
@@ -91,7 +100,7 @@ async def run_raw(base: str, count: int, workers: int) -> tuple[float, float]:
 async def run_httpx(base: str, count: int, workers: int) -> tuple[float, float]:
     import httpx
 
-    tag = f"httpx{next(_tags)}"
+    tag = f"hx{_RUN}{next(_tags)}"
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
     async with httpx.AsyncClient(limits=limits) as session:
         token_resp = await session.post(base + "/oauth2/token", data={"grant_type": "client_credentials"},
@@ -110,11 +119,25 @@ async def run_httpx(base: str, count: int, workers: int) -> tuple[float, float]:
 VARIANTS = {"raw": run_raw, "sdk": run_sdk, "httpx": run_httpx}
 
 
-async def _one(base: str, name: str, count: int, workers: int) -> dict[str, float]:
+async def _measure_here(base: str, name: str, count: int, workers: int) -> dict[str, float]:
     n = count if name != "httpx" else max(200, count // 5)
     await VARIANTS[name](base, min(200, n), workers)  # warm-up: connections, token
     cpu, wall = await VARIANTS[name](base, n, workers)
     return {"cpu_us": cpu / n * 1e6, "rps": n / wall}
+
+
+async def _one(base: str, name: str, count: int, workers: int) -> dict[str, float]:
+    """One measurement in a fresh process (which inherits this one's core)."""
+    argv = [sys.executable, "-m", "benchmarks.overhead", name, base, str(count), str(workers)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # one source of run-to-run variance fewer
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, cwd=harness.ROOT, env=env
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} run failed with exit code {proc.returncode}")
+    result: dict[str, float] = json.loads(out)
+    return result
 
 
 async def measure(base: str, *, count: int, workers: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -167,3 +190,8 @@ async def run(base: str, *, quick: bool) -> dict[str, float]:
         results[f"httpx_cpu_ratio_c{workers}"] = best["ratios"]["httpx_raw"]
         results[f"httpx_vs_sdk_cpu_ratio_c{workers}"] = best["ratios"]["httpx_sdk"]
     return results
+
+
+if __name__ == "__main__":
+    variant, base_url, count_arg, workers_arg = sys.argv[1:5]
+    print(json.dumps(asyncio.run(_measure_here(base_url, variant, int(count_arg), int(workers_arg)))))

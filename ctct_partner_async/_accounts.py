@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any
 
 from . import _operations as operations
@@ -60,17 +60,19 @@ class Accounts:
             for account in page.accounts:
                 yield account
 
-    async def create(
+    def create(
         self, account: NewAccount, *, previously_attempted: bool = False, reconcile_timeout: float = 30.0
-    ) -> CreateResult:
+    ) -> Coroutine[Any, Any, CreateResult]:
         """Create a client account; it starts as a 60-day trial (plan ``TRIAL``, status ``Trial``).
 
         Never creates a duplicate and never reports an account that exists as failed: the result is
         ``created``, ``reconciled`` (an earlier ambiguous attempt of this call created it; its id is
         looked up) or ``pending`` (the API stored the request with a 503; see ``resolve``). Any other
         outcome raises. Set ``previously_attempted`` when an earlier run may have sent this create.
+
+        (A plain function returning the coroutine: one await level less on the hot path.)
         """
-        return await provisioning.create_account(
+        return provisioning.create_account(
             self._client,
             self.reconciler,
             account,

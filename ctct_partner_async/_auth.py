@@ -43,6 +43,7 @@ from ._tokens import (
     basic_auth,
     build_token_request,
     describe_refusal,
+    fresh_until,
     from_cached,
     parse_token_response,
     renewal_phase,
@@ -243,6 +244,7 @@ class TokenManager:
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
         self._cache_key = f"{token_url} {client_id} {self._settings.scope or ''}"
         self._token: Token | None = None
+        self._fresh_until = -math.inf
         self._renewal: SingleFlight[_Outcome] = SingleFlight("token renewal")
         self._failure: _Failure | None = None
         self._refused: str | None = None
@@ -270,11 +272,19 @@ class TokenManager:
             self._renew_in_background(now)
         return token.value
 
+    def fresh_token(self) -> str | None:
+        """The held token if it needs no renewal yet: ``get_token``'s answer without an await, or ``None``."""
+        token = self._token
+        if token is not None and self._clock.monotonic() < self._fresh_until:
+            return token.value
+        return None
+
     def invalidate(self, token: str) -> None:
         """Forget ``token`` only if it is still the one held (compare-and-clear): the API refused it."""
         current = self._token
         if current is not None and current.value == token:
             self._token = None
+            self._fresh_until = -math.inf
             self._refused = token
             self._cleared_reason = UNAUTHORIZED
 
@@ -373,6 +383,7 @@ class TokenManager:
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _hold(self, token: Token) -> None:
         self._token = token
+        self._fresh_until = fresh_until(token, self._settings.advisory_window)
         self._failure = None
         self._backoff = self._settings.backoff_initial
         self._advisory_not_before = -math.inf

@@ -9,9 +9,9 @@ and parse the answer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Self, Unpack
+from typing import Any, Self, Unpack
 
 from . import _errors as errors
 from . import _operations as operations
@@ -76,13 +76,13 @@ class _Lifecycle:
         """How many retries this client has made so far."""
         return self._pipeline.retry.retries
 
-    async def send(self, request: Request, *, log: CallLog | None = None) -> Response:
-        """Send one built request under the retry policy and return the successful response.
+    def send(self, request: Request, *, log: CallLog | None = None) -> Coroutine[Any, Any, Response]:
+        """Send one built request under the retry policy; await it for the successful response.
 
         Raises the matching ``CtctError`` when the last attempt fails; ``log`` hears every failed
         attempt and counts the requests sent.
         """
-        return await self._pipeline.send(request, log=log)
+        return self._pipeline.send(request, log=log)
 
 
 class PartnerClient(_Lifecycle):

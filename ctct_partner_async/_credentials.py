@@ -21,6 +21,10 @@ class Credentials(Protocol):
     query: Mapping[str, str] | None
     """Query parameters every request carries (the v2 ``api_key``), or ``None``."""
 
+    def ready(self) -> Mapping[str, str] | None:
+        """The headers to send now if they need no wait (the fast path), else ``None``."""
+        ...
+
     async def headers(self) -> Mapping[str, str]:
         """The credential headers to send now (may wait, for a token)."""
         ...
@@ -41,7 +45,7 @@ class JwtCredentials:
     provider which token was refused (compare-and-clear), and the attempt is replayed once.
     """
 
-    __slots__ = ("_api_key", "_headers", "_owns_tokens", "_prefix", "_token", "query", "tokens")
+    __slots__ = ("_api_key", "_fresh", "_headers", "_owns_tokens", "_prefix", "_token", "query", "tokens")
 
     def __init__(self, api_key: str, tokens: TokenProvider, *, prefix: str = "", owns_tokens: bool = False):
         self._api_key = api_key
@@ -51,6 +55,13 @@ class JwtCredentials:
         self._token: str | None = None
         self._headers: Mapping[str, str] = {}
         self.query: Mapping[str, str] | None = None
+        self._fresh = tokens.fresh_token if isinstance(tokens, TokenManager) else None
+
+    def ready(self) -> Mapping[str, str] | None:
+        """The cached headers while the manager's token is fresh (no await, no renewal due)."""
+        if self._fresh is not None and (token := self._fresh()) is not None and token == self._token:
+            return self._headers
+        return None
 
     async def headers(self) -> Mapping[str, str]:
         token = await self.tokens.get_token()
@@ -79,6 +90,9 @@ class BasicCredentials:
     def __init__(self, username: str, password: str, api_key: str) -> None:
         self._headers = {"Authorization": basic_auth(username, password)}
         self.query: Mapping[str, str] | None = {"api_key": api_key}
+
+    def ready(self) -> Mapping[str, str] | None:
+        return self._headers
 
     async def headers(self) -> Mapping[str, str]:
         return self._headers

@@ -15,8 +15,8 @@ One call is the retry policy around attempts. One attempt is, in this order:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Mapping
-from typing import NoReturn, TypedDict
+from collections.abc import Awaitable, Coroutine, Mapping
+from typing import Any, NoReturn, TypedDict
 
 import aiohttp
 import attrs
@@ -135,37 +135,47 @@ class Pipeline:
         if self._owned is not None:
             await self._owned.aclose()
 
-    async def send(self, request: Request, *, log: CallLog | None = None) -> Response:
+    def send(self, request: Request, *, log: CallLog | None = None) -> Coroutine[Any, Any, Response]:
         """Send ``request`` under the retry policy; the successful response, or the last error raised.
 
-        ``log``, if given, hears every failed attempt and counts the requests sent.
+        ``log``, if given, hears every failed attempt and counts the requests sent. (A plain function
+        returning the first attempt's coroutine, which turns into the retry loop if it fails: one await
+        level less on the hot path.)
         """
         if self._closed:
             raise ClosedError("this client is closed; create a new one")
         url = resolve_url(self._base, request.url)
-        deadline = self.retry.begin()
-        try:
-            return await self._attempt(request, url, 1, log)
-        except Exception as exc:
-            first = exc
+        return self._attempt(request, url, 1, log, self.retry.begin())
+
+    async def _retry(
+        self, request: Request, url: str, first: Exception, log: CallLog | None, deadline: float
+    ) -> Response:
+        """After a failed first attempt: tenacity decides on it as on every later failure."""
         async for try_ in self.retry.retrying(request, url, deadline):
             with try_:
                 number = try_.retry_state.attempt_number
                 if number == 1:
-                    raise first  # tenacity decides on the first failure like on every other
-                return await self._attempt(request, url, number, log)
+                    raise first
+                return await self._attempt(request, url, number, log, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def _attempt(self, request: Request, url: str, number: int, log: CallLog | None) -> Response:
+    async def _attempt(
+        self, request: Request, url: str, number: int, log: CallLog | None, deadline: float
+    ) -> Response:
         if log is not None:
             log.attempts = number
-        limiter = self.limiter
+        limiter, credentials = self.limiter, self.credentials
         try:
-            await limiter.enter()
+            if not limiter.try_enter():
+                await limiter.enter()
             try:
-                headers = await self._turn()
+                # the fast path of _turn(), inline: no await while the token is fresh and the turn is now
+                headers = credentials.ready() or await credentials.headers()
+                wait = limiter.reserve()
+                if wait:
+                    headers = await self._wait_turn(wait)
                 response = await self._exchange(request, url, number, headers, log)
-                if response.status == 401 and self.credentials.refused(headers):
+                if response.status == 401 and credentials.refused(headers):
                     headers = await self._turn()
                     response = await self._exchange(request, url, number, headers, log)
             finally:
@@ -175,8 +185,12 @@ class Pipeline:
         except Exception as exc:
             if log is not None:
                 log.errors.append(exc)
-            raise
-        return response
+            if number != 1:
+                raise  # to the retry loop
+            first = exc
+        else:
+            return response
+        return await self._retry(request, url, first, log, deadline)
 
     async def _turn(self) -> Mapping[str, str]:
         """The credentials, then a turn under the rate limit; the credentials again after a wait."""

@@ -17,6 +17,7 @@ success path costs one ``try``; a fresh ``AsyncRetrying`` is built only when a f
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 
 import attrs
@@ -237,7 +238,8 @@ class RateLimiter:
         self._floor_rate = rate
         self._throttled_at = -float("inf")
         self._next_slot = -float("inf")
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._free = max_concurrency
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.throttles = 0
 
     @property
@@ -261,14 +263,46 @@ class RateLimiter:
         self._floor_rate = max(self._min_rate, current * self._factor)
         self._throttled_at = self._clock.monotonic()
 
+    # -- the concurrency cap: a small semaphore whose free path needs no await -----------------------------
+    def try_enter(self) -> bool:
+        """Take an in-flight slot if one is free and nobody queues for one (``leave()`` gives it back)."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
     async def enter(self) -> None:
-        """Take one in-flight slot (``leave()`` gives it back); fail fast when asked to and none is free."""
-        if self._max_wait is not None and self._semaphore.locked():
+        """Take an in-flight slot, queueing in arrival order; fail fast when asked to and none is free."""
+        if self.try_enter():
+            return
+        if self._max_wait is not None:
             raise errors.RateLimitError("client-side concurrency cap reached", retry_after=0.0)
-        await self._semaphore.acquire()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                if waiter in self._waiters:  # leave() may have skipped past it already
+                    self._waiters.remove(waiter)
+            else:  # handed a slot just as this caller was cancelled: hand it on
+                self.leave()
+            raise
 
     def leave(self) -> None:
-        self._semaphore.release()
+        """Give an in-flight slot back: straight to the first caller still queueing, if any."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+    @property
+    def free_slots(self) -> int:
+        """In-flight slots free right now."""
+        return self._free
 
     def reserve(self) -> float:
         """Book this request's turn under the rate; the seconds to wait for it (0.0 when it is now).

@@ -20,7 +20,7 @@ from ._protocol import Request, Response, decode_json, jwt_claims, parse_error_b
 
 __all__ = ["ADVISORY", "CREDENTIAL_STATUSES", "DEFAULT_LIFETIME", "DEFAULT_SCOPE", "DEFAULT_TOKEN_URL",
            "FRESH", "MANDATORY", "NEWER_TOKEN_URL", "CachedToken", "Phase", "Token", "basic_auth",
-           "build_token_request", "describe_refusal", "from_cached", "parse_token_response",
+           "build_token_request", "describe_refusal", "fresh_until", "from_cached", "parse_token_response",
            "renewal_phase", "to_cached", "token_lifetime"]  # fmt: skip
 
 DEFAULT_TOKEN_URL = "https://v3api-partner.auth.us-east-1.amazoncognito.com/oauth2/token"  # noqa: S105 (a URL, not a secret)
@@ -137,9 +137,14 @@ def renewal_phase(token: Token | None, now: float, advisory_window: float, manda
         return MANDATORY
     if now >= token.expires_at - min(mandatory_window, token.lifetime * MANDATORY_SHARE):
         return MANDATORY
-    if now >= token.expires_at - min(advisory_window, token.lifetime * ADVISORY_SHARE):
+    if now >= fresh_until(token, advisory_window):
         return ADVISORY
     return FRESH
+
+
+def fresh_until(token: Token, advisory_window: float) -> float:
+    """The monotonic moment ``token`` stops being ``fresh`` (its advisory window starts)."""
+    return token.expires_at - min(advisory_window, token.lifetime * ADVISORY_SHARE)
 
 
 def to_cached(token: Token, *, now_mono: float, now_wall: float) -> CachedToken:

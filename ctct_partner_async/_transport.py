@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict
 
 from . import _errors as errors
 from ._protocol import Request, Response, resolve_url
@@ -87,6 +88,9 @@ class Transport:
             raise errors.ValidationError([errors.FieldError("max_connections", "must be at least 1")])
         self._max_connections = max_connections
         self._default_headers = {"Accept": "application/json", "User-Agent": user_agent or USER_AGENT}
+        self._header_cache: dict[
+            tuple[int, int], tuple[Mapping[str, str], Mapping[str, str], CIMultiDict[str]]
+        ] = {}
         self._closed = False
 
     @property
@@ -113,7 +117,7 @@ class Transport:
         """Send ``request`` with this attempt's credentials (``headers``, ``query``); read the whole body."""
         session = self._session or self._open()
         url = resolve_url(self._base, request.url)
-        all_headers = {**self._default_headers, **request.headers, **headers}
+        all_headers = self._headers_for(request.headers, headers)
         params = {**request.query, **query} if request.query and query else request.query or query
         try:
             async with session.request(
@@ -132,6 +136,26 @@ class Transport:
             raise errors.RequestTimeoutError(
                 "no complete response in time", method=request.method, url=url
             ) from exc
+
+    def _headers_for(
+        self, request_headers: Mapping[str, str], credentials: Mapping[str, str]
+    ) -> CIMultiDict[str]:
+        """The request's full headers, merged once per pair of header mappings and reused.
+
+        Requests share a few header mappings (``JSON_HEADERS``; the credentials, built once per token),
+        and aiohttp would turn a plain dict into a ``CIMultiDict`` on every request. Entries hold the
+        mappings they were built from, so an id in the key can't be reused while it is cached;
+        header mappings are never changed in place (requests are frozen, credentials are rebuilt).
+        """
+        key = (id(request_headers), id(credentials))
+        hit = self._header_cache.get(key)
+        if hit is not None and hit[0] is request_headers and hit[1] is credentials:
+            return hit[2]
+        merged = CIMultiDict({**self._default_headers, **request_headers, **credentials})
+        if len(self._header_cache) >= 16:
+            self._header_cache.clear()
+        self._header_cache[key] = (request_headers, credentials, merged)
+        return merged
 
     async def aclose(self) -> None:
         """Close the session if this transport created it. Safe to call twice."""

@@ -157,7 +157,7 @@ async def test_concurrency_slot_is_held_over_the_token_wait() -> None:
     async with client_for(lambda r: Response.from_json(200, []), tokens=tokens, max_concurrency=3) as client:
         tasks = [asyncio.create_task(client.webhooks.list()) for _ in range(10)]
         await asyncio.sleep(0)
-        assert client.limiter._semaphore._value == 0  # three hold a slot, seven queue for one
+        assert client.limiter.free_slots == 0  # three hold a slot, seven queue for one
         tokens.gate.set()
         await asyncio.gather(*tasks)
 

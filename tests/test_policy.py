@@ -166,6 +166,22 @@ async def test_limiter_fail_fast_when_saturated() -> None:
     limiter.leave()
 
 
+async def test_limiter_slots_survive_cancellation() -> None:
+    """A queued caller cancelled before or just after being handed a slot never loses or doubles one."""
+    limiter = RateLimiter(None, 1, FakeClock())
+    await limiter.enter()
+    queued = [asyncio.create_task(limiter.enter()) for _ in range(3)]
+    await asyncio.sleep(0)
+    queued[0].cancel()  # cancelled while queueing
+    limiter.leave()  # hands the slot past the cancelled one, to queued[1]
+    queued[1].cancel()  # ... which is cancelled before it resumes: the slot goes on to queued[2]
+    results = await asyncio.gather(*queued, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["CancelledError", "CancelledError", "NoneType"]
+    assert limiter.free_slots == 0
+    limiter.leave()
+    assert limiter.free_slots == 1 and limiter.try_enter() and not limiter.try_enter()
+
+
 async def test_limiter_caps_concurrency() -> None:
     """No more than max_concurrency holders at once; with no rate limit nothing else waits."""
     limiter = RateLimiter(None, 3, FakeClock())
