@@ -7,6 +7,8 @@ import importlib
 import inspect
 import pkgutil
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -65,3 +67,13 @@ def test_readme_names_no_private_module() -> None:
     """Users read the README: it never sends them to ``ctct_partner_async._something``."""
     leaks = re.findall(r"ctct_partner_async\._\w+", README.read_text())
     assert leaks == []
+
+
+def test_readme_mock_transport_example_runs_as_printed() -> None:
+    """The README's MockTransport example runs as printed and prints what its comment says."""
+    section = README.read_text().split("### Testing your code without a network", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "created a07e1my9tbw0 1"
