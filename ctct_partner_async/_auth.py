@@ -30,7 +30,7 @@ import attrs
 
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
-from ._flight import ClosedError, SingleFlight
+from ._flight import SingleFlight
 from ._protocol import AsyncTransport, Request, Response, error_for
 from ._tokens import (
     ADVISORY,
@@ -61,7 +61,7 @@ __all__ = [
     "log_token_refresh",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ctct_partner_async.auth")  # a stable name, not the private module's
 
 INITIAL = "initial"
 UNAUTHORIZED = "unauthorized"
@@ -300,7 +300,7 @@ class TokenManager:
 
     async def _wait_for_renewal(self) -> str:
         if self._closed:
-            raise ClosedError("this client is closed; create a new one")
+            raise errors.ClientClosedError("this client is closed; create a new one")
         task = self._renewal.running
         if task is None:
             failure = self._failure

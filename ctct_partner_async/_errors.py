@@ -6,6 +6,7 @@ Every exception derives from :class:`CtctError`::
     ├── ValidationError            bad input, raised before anything is sent (also a ValueError)
     ├── AuthenticationError        no usable JWT: wrong credentials, token endpoint down, 401 twice
     ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
+    ├── ClientClosedError          the client was closed (before or during the call); also a RuntimeError
     ├── MalformedResponseError     a success status with a body that isn't the documented JSON
     ├── UnconfirmedCreateError     an account creation that may have happened but can't be confirmed yet
     ├── TransportError             nothing usable came back over the wire
@@ -40,6 +41,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "ConnectError",
     "CtctError",
@@ -121,6 +123,11 @@ class RateLimitError(CtctError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ClientClosedError(CtctError, RuntimeError):
+    """The client was closed: before this call, or while it waited for shared work (a token renewal,
+    an account-list sweep). Create a new client."""
 
 
 class MalformedResponseError(ValueError, CtctError):

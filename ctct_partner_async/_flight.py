@@ -11,13 +11,11 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ClosedError", "SingleFlight"]
+from ._errors import ClientClosedError
+
+__all__ = ["SingleFlight"]
 
 T = TypeVar("T")
-
-
-class ClosedError(RuntimeError):
-    """The owner was closed while the shared work ran (or before it could start)."""
 
 
 class SingleFlight(Generic[T]):
@@ -41,7 +39,7 @@ class SingleFlight(Generic[T]):
         """Run ``work`` as the shared task (the caller has checked that none runs); ``at`` is now."""
         if self._closed:
             work.close()
-            raise ClosedError("this client is closed; create a new one")
+            raise ClientClosedError("this client is closed; create a new one")
         task = asyncio.get_running_loop().create_task(self._run(work), name=self._name)
         self._task, self._work, self.started_at = task, work, at
         return task
@@ -60,7 +58,7 @@ class SingleFlight(Generic[T]):
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if task.cancelled() and current is not None and not current.cancelling():
-                raise ClosedError(f"the client was closed during the {self._name}") from None
+                raise ClientClosedError(f"the client was closed during the {self._name}") from None
             raise
 
     async def close(self) -> None:

@@ -24,9 +24,8 @@ import attrs
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
-from ._flight import ClosedError
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
-from ._policy import MIN_SLEEP, RateLimiter, Retry, RetryPolicy
+from ._policy import RateLimiter, Retry, RetryPolicy
 from ._protocol import AsyncTransport, CallLog, Request, Response, error_for, resolve_url
 from ._transport import Timeouts, Transport, check_url
 
@@ -131,9 +130,11 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
-        await self.credentials.aclose()
-        if self._owned is not None:
-            await self._owned.aclose()
+        try:
+            await self.credentials.aclose()
+        finally:
+            if self._owned is not None:
+                await self._owned.aclose()
 
     def send(self, request: Request, *, log: CallLog | None = None) -> Coroutine[Any, Any, Response]:
         """Send ``request`` under the retry policy; the successful response, or the last error raised.
@@ -143,9 +144,9 @@ class Pipeline:
         level less on the hot path.)
         """
         if self._closed:
-            raise ClosedError("this client is closed; create a new one")
+            raise errors.ClientClosedError("this client is closed; create a new one")
         url = resolve_url(self._base, request.url)
-        return self._attempt(request, url, 1, log, self.retry.begin())
+        return self._attempt(request, url, 1, log, None)
 
     async def _retry(
         self, request: Request, url: str, first: Exception, log: CallLog | None, deadline: float
@@ -160,8 +161,10 @@ class Pipeline:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(
-        self, request: Request, url: str, number: int, log: CallLog | None, deadline: float
+        self, request: Request, url: str, number: int, log: CallLog | None, deadline: float | None
     ) -> Response:
+        if deadline is None:  # the first attempt: the call starts now, when it is awaited
+            deadline = self.retry.begin()
         if log is not None:
             log.attempts = number
         limiter, credentials = self.limiter, self.credentials
@@ -170,7 +173,10 @@ class Pipeline:
                 await limiter.enter()
             try:
                 # the fast path of _turn(), inline: no await while the token is fresh and the turn is now
-                headers = credentials.ready() or await credentials.headers()
+                headers = credentials.ready()
+                if headers is None:
+                    limiter.check_max_wait()  # fail fast now, not after waiting for a token
+                    headers = await credentials.headers()
                 wait = limiter.reserve()
                 if wait:
                     headers = await self._wait_turn(wait)
@@ -199,18 +205,27 @@ class Pipeline:
         return headers if not wait else await self._wait_turn(wait)
 
     async def _wait_turn(self, wait: float) -> Mapping[str, str]:
-        clock, credentials = self._clock, self.credentials
-        while True:
+        """Sleep until the booked turn, then take the credentials current at that moment.
+
+        If taking them was itself a long wait (a renewal: more than half the spacing), the turn is gone
+        and sending now would bunch with the next request: book one new turn (only one, so a slow
+        provider costs a little spacing, never a livelock or half the throughput).
+        """
+        clock, credentials, limiter = self._clock, self.credentials, self.limiter
+        await clock.sleep(wait)
+        headers = credentials.ready()
+        if headers is not None:
+            return headers
+        asked = clock.monotonic()
+        headers = await credentials.headers()  # the token may have been renewed meanwhile
+        rate = limiter.rate
+        if rate is None or clock.monotonic() - asked <= 0.5 / rate:
+            return headers
+        wait = limiter.reserve()
+        if wait:
             await clock.sleep(wait)
-            asked = clock.monotonic()
-            headers = await credentials.headers()  # the token may have been renewed meanwhile
-            if clock.monotonic() - asked <= MIN_SLEEP:
-                return headers
-            # that was a wait for a renewal, and it used up the turn: book a new one rather than send
-            # late and bunched with the next request
-            wait = self.limiter.reserve()
-            if not wait:
-                return headers
+            headers = credentials.ready() or await credentials.headers()
+        return headers
 
     def _exchange(
         self, request: Request, url: str, number: int, headers: Mapping[str, str], log: CallLog | None
@@ -233,7 +248,7 @@ class Pipeline:
         started = self._clock.monotonic()
         try:
             response = await self.transport.send(request, headers, self.credentials.query)
-        except Exception as exc:
+        except BaseException as exc:  # cancellation and timeouts too: hooks pair requests and responses
             elapsed = self._clock.monotonic() - started
             on_response(ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc))
             raise

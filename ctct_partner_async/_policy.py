@@ -318,12 +318,21 @@ class RateLimiter:
         slot = self._next_slot if self._next_slot > now else now
         wait = slot - now
         if self._max_wait is not None and wait > self._max_wait:
-            raise errors.RateLimitError(
-                f"client-side rate limit: next slot in {wait:.2f}s (max_wait {self._max_wait}s)",
-                retry_after=wait,
-            )
+            raise self._too_long(wait)
         self._next_slot = slot + 1.0 / rate
         return wait if wait > MIN_SLEEP else 0.0
+
+    def check_max_wait(self) -> None:
+        """With ``max_wait``: ``RateLimitError`` if the next turn is already further away (books nothing)."""
+        if self._max_wait is None or self.rate is None:
+            return
+        wait = self._next_slot - self._clock.monotonic()
+        if wait > self._max_wait:
+            raise self._too_long(wait)
+
+    def _too_long(self, wait: float) -> errors.RateLimitError:
+        message = f"client-side rate limit: next slot in {wait:.2f}s (max_wait {self._max_wait}s)"
+        return errors.RateLimitError(message, retry_after=wait)
 
 
 MIN_SLEEP = 0.001

@@ -49,13 +49,14 @@ class Request:
     client adds them when it sends. ``idempotent`` says repeating the request can do no harm;
     ``reconcilable`` says a repeat can do harm but its outcome can be reconciled (account creation: a
     409 after an ambiguous attempt is looked up, not reported).
-    ``headers`` and ``body`` are kept out of the repr (a body may hold a password).
+    ``query``, ``headers`` and ``body`` are kept out of the repr (they may hold the v2 API key or a
+    password).
     """
 
     method: str
     url: str
     operation: str
-    query: Mapping[str, str] | None = None
+    query: Mapping[str, str] | None = attrs.field(default=None, repr=False)
     body: bytes | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(default={}, repr=False)
     idempotent: bool = attrs.field(
@@ -145,7 +146,7 @@ def decode_json(response: Response) -> Any:
     if not body or body.isspace():
         return None
     try:
-        return json.loads(body.decode())  # the API speaks UTF-8; a str skips json's encoding sniffing
+        return json.loads(body.decode("utf-8-sig"))  # UTF-8 (a BOM allowed); a str skips json's sniffing
     except ValueError:  # UnicodeDecodeError is one
         raise errors.MalformedResponseError(f"HTTP {response.status} answer is not JSON") from None
 

@@ -391,7 +391,7 @@ async def test_broken_cache_does_not_stop_authentication(
 
     manager = make_manager(cache=BrokenCache())
     assert await manager.get_token() == endpoint.issued[0]
-    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async._auth"] == [
+    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async.auth"] == [
         "WARNING",
         "WARNING",
     ]
@@ -433,7 +433,7 @@ async def test_default_hook_logs_without_the_token(
     endpoint.script.append(401)
     with pytest.raises(errors.AuthenticationError):
         await manager.get_token()
-    records = [r for r in caplog.records if r.name == "ctct_partner_async._auth"]
+    records = [r for r in caplog.records if r.name == "ctct_partner_async.auth"]
     assert [r.levelname for r in records] == ["INFO", "WARNING"]
     assert "renewed (initial)" in records[0].getMessage()
     assert "renewal (mandatory) failed" in records[1].getMessage()

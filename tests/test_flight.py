@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from ctct_partner_async._flight import ClosedError, SingleFlight
+from ctct_partner_async import ClientClosedError
+from ctct_partner_async._flight import SingleFlight
 
 
 async def test_one_task_serves_every_waiter() -> None:
@@ -80,9 +81,9 @@ async def test_close_cancels_and_awaits_the_work() -> None:
     await asyncio.sleep(0)
     await flight.close()
     assert cleaned.is_set() and task.done()
-    with pytest.raises(ClosedError, match="account list sweep"):
+    with pytest.raises(ClientClosedError, match="account list sweep"):
         await waiter
     coro = work()
-    with pytest.raises(ClosedError):
+    with pytest.raises(ClientClosedError):
         flight.start(coro, at=1.0)
     await flight.close()  # twice is fine

@@ -15,6 +15,7 @@ import tenacity
 
 from ctct_partner_async import (
     CallLog,
+    ClientClosedError,
     ClientOptions,
     CreateStatus,
     FakeClock,
@@ -78,6 +79,10 @@ async def run_clock(clock: FakeClock, tasks: list[asyncio.Task[Any]], *, step: f
     events = dict(sorted((at or {}).items()))
     start = clock.monotonic()
     while not all(t.done() for t in tasks):
+        if clock.monotonic() - start > 300:  # a livelock fails the test rather than hanging it
+            for task in tasks:
+                task.cancel()
+            raise AssertionError("calls still pending after 300 s of fake time")
         for _ in range(5):
             await asyncio.sleep(0)
         clock.advance(step)
@@ -512,3 +517,139 @@ async def test_closed_client_refuses_calls() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await client.webhooks.list()
     assert transport.requests == []
+
+
+# -- found in review: slow providers, hooks under cancellation, fail-fast, reprs ------------------------------
+class SlowTokens(Tokens):
+    """A provider that does I/O for every token (5 ms on the fake clock), like a shared store."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    async def get_token(self) -> str:
+        await self.clock.sleep(0.005)
+        return self.value
+
+
+async def test_a_slow_token_provider_neither_livelocks_nor_halves_the_rate() -> None:
+    """A provider taking 5 ms per token at rate 4: every call is sent, 0.25 s apart, in about N/R."""
+    clock = FakeClock()
+    sent: list[float] = []
+
+    def handler(request: Request) -> Response:
+        sent.append(clock.monotonic())
+        return Response.from_json(200, [])
+
+    async with client_for(handler, tokens=SlowTokens(clock), rate_limit=4, clock=clock) as client:
+        tasks = [asyncio.create_task(client.webhooks.list()) for _ in range(10)]
+        await run_clock(clock, tasks, step=0.005)
+    assert len(sent) == 10
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert min(gaps) >= 0.25 - 1e-9
+    assert sent[-1] - sent[0] <= 9 * 0.25 + 0.05
+
+
+async def test_on_response_hears_a_cancelled_request() -> None:
+    """A request cancelled in flight still gets its ResponseDetails (status None, the CancelledError)."""
+    seen: list[object] = []
+    gate = asyncio.Event()
+
+    async def handler(request: Request) -> Response:
+        await gate.wait()
+        return Response.from_json(200, [])
+
+    async with client_for(handler, on_request=seen.append, on_response=seen.append) as client:
+        task = asyncio.create_task(client.webhooks.list())
+        while not seen:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [type(d).__name__ for d in seen] == ["RequestDetails", "ResponseDetails"]
+    done = seen[1]
+    assert isinstance(done, ResponseDetails) and done.status is None
+    assert isinstance(done.exception, asyncio.CancelledError)
+
+
+async def test_max_wait_fails_fast_before_waiting_for_a_token() -> None:
+    """With rate_limit_max_wait=0 and the next turn taken, a call fails at once, not after the token wait."""
+    clock = FakeClock()
+    tokens = Tokens()
+    async with client_for(lambda r: Response.from_json(200, []), tokens=tokens, rate_limit=1,
+                          rate_limit_max_wait=0.0, clock=clock) as client:  # fmt: skip
+        await client.webhooks.list()
+        tokens.gate = asyncio.Event()  # a token wait that never ends
+        with pytest.raises(errors.RateLimitError) as info:
+            await asyncio.wait_for(client.webhooks.list(), 1.0)
+    assert info.value.retry_after == pytest.approx(1.0)
+
+
+async def test_sent_requests_hide_the_v2_key_and_the_jwt_in_their_repr() -> None:
+    """What MockTransport records (credentials merged in) never shows them in a repr or assert diff."""
+    transport = MockTransport(lambda r: Response.from_json(200, {"plan_type": 2}))
+    async with LegacyBillingClient(username="partner-user", password="basic-secret-pw", api_key=API_KEY,
+                                   transport=transport, rate_limit=None) as v2:  # fmt: skip
+        await v2.get_plan("a07e1my9tbw0")
+    assert transport.requests[0].query == {"api_key": API_KEY}
+    text = repr(transport.requests) + repr(transport)
+    assert API_KEY not in text and "basic-secret-pw" not in text and "Basic " not in text
+
+
+async def test_a_byte_order_mark_is_not_a_broken_answer() -> None:
+    """A UTF-8 body with a BOM is read as JSON (a proxy may add one): created, not unconfirmed."""
+    answer = Response(201, {}, b'\xef\xbb\xbf{"encoded_account_id": "a07e1my9tbw0"}')
+    async with client_for(lambda r: answer) as client:
+        result = await client.accounts.create(account())
+    assert (result.status, result.encoded_account_id) == (CreateStatus.CREATED, "a07e1my9tbw0")
+
+
+def _listing_handler(gate: asyncio.Event, lists: list[Request]) -> Handler:
+    """POSTs meet 500 then 409 (an ambiguous create); the account list waits for ``gate``."""
+    tried: set[str] = set()
+
+    async def handler(request: Request) -> Response:
+        if request.method == "POST":  # per login: 500 first (ambiguous), then 409
+            login = json.loads(request.body or b"{}")["login_name"]
+            first = login not in tried
+            tried.add(login)
+            return api_error(500) if first else api_error(409, "conflict")
+        lists.append(request)
+        await gate.wait()
+        listed = [{"encoded_account_id": f"id{i}", "site_owner_name": f"client_{i:05d}", "organization_name": "Org"}
+                  for i in (1, 2)]  # fmt: skip
+        return Response.from_json(200, {"site_owner_list": listed})
+
+    return handler
+
+
+async def test_a_cancelled_create_does_not_cancel_the_sweep_others_wait_for() -> None:
+    """Two ambiguous creates share one list sweep; cancelling one leaves the sweep for the other."""
+    gate, lists = asyncio.Event(), []  # type: tuple[asyncio.Event, list[Request]]
+    async with client_for(_listing_handler(gate, lists), clock=FakeClock(autojump=True)) as client:
+        first = asyncio.create_task(client.accounts.create(account(1)))
+        second = asyncio.create_task(client.accounts.create(account(2)))
+        while len(lists) < 1:
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        first.cancel()
+        gate.set()
+        result = await second
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert (result.status, result.encoded_account_id) == (CreateStatus.RECONCILED, "id2")
+    assert len(lists) == 1 and client.accounts.reconciler.sweeps == 1
+
+
+async def test_closing_the_client_cancels_a_sweep_in_flight() -> None:
+    """aclose() during a sweep cancels it and ends; the waiting create hears that the client closed."""
+    gate, lists = asyncio.Event(), []  # type: tuple[asyncio.Event, list[Request]]
+    client = client_for(_listing_handler(gate, lists), clock=FakeClock(autojump=True))
+    create = asyncio.create_task(client.accounts.create(account(1)))
+    while not lists:
+        await asyncio.sleep(0)
+    await client.aclose()
+    with pytest.raises(ClientClosedError, match="sweep"):
+        await create
+    assert client.accounts.reconciler._sweep.running is None
