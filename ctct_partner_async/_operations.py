@@ -40,11 +40,16 @@ def _json_request(
     reconcilable: bool = False,
 ) -> Request:
     """A request with a JSON body; ``idempotent`` defaults to what the method promises (PUT yes, POST no)."""
+    try:
+        encoded = encode_json(body)
+    except UnicodeEncodeError:
+        validation.check_text(body)  # names the field
+        raise
     return Request(
         method,
         url,
         operation,
-        body=encode_json(body),
+        body=encoded,
         headers=JSON_HEADERS,
         idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
         reconcilable=reconcilable,

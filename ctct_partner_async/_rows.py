@@ -79,6 +79,7 @@ def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
             problems.append(FieldError(name, "is required"))
             values[name] = ""
     values["state_code"] = values["state_code"] or ""
+    problems.extend(validation.text_problems(values))
     _raise(problems)
     account = NewAccount(**values)
     validation.check_new_account(account)

@@ -35,6 +35,7 @@ __all__ = [
     "check_operation",
     "check_plan_change",
     "check_sso_user",
+    "check_text",
     "check_topic_id",
     "check_unsubscribe",
 ]
@@ -123,6 +124,28 @@ def _new_account_problems(acct: NewAccount) -> list[FieldError]:
     return problems
 
 
+def text_problems(value: object, path: str = "") -> Problems:
+    """Text anywhere in ``value`` (a JSON-ready body or a row) that can't be sent as UTF-8: a lone
+    surrogate, as a ``"\\ud800"`` escape in a JSON source gives. Not on the per-create path: the
+    bulk runner checks rows with it, and a body that fails to encode is checked with it then."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            yield FieldError(path or "body", "must be valid Unicode text (it holds a lone surrogate)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from text_problems(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from text_problems(item, f"{path}[{i}]")
+
+
+def check_text(value: object) -> None:
+    """Raise ``ValidationError`` naming every field of ``value`` that holds a lone surrogate."""
+    _raise_if(text_problems(value))
+
+
 def _state_problems(country: str, state: str) -> list[FieldError]:
     known = US_STATES if country == "US" else CA_PROVINCES if country == "CA" else None
     if known is None:
@@ -188,8 +211,15 @@ def check_legacy_plan(plan_type: int, billing_day_of_month: int | None) -> None:
 
 
 def _aware(field: str, value: dt.datetime | None) -> Problems:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return
+    if value.tzinfo is None:
         yield FieldError(field, "must be timezone-aware")
+        return
+    try:
+        value.astimezone(dt.UTC)  # the API takes UTC: 9999-12-31T23:59:59-14:00 has no UTC time
+    except (OverflowError, ValueError):
+        yield FieldError(field, "must be a time that exists in UTC (year 9999 at the latest)")
 
 
 def check_cancellation(cancel: Cancellation, *, date_field: str = "effective_date") -> None:
