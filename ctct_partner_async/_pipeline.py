@@ -172,14 +172,10 @@ class Pipeline:
             if not limiter.try_enter():
                 await limiter.enter()
             try:
-                # the fast path of _turn(), inline: no await while the token is fresh and the turn is now
-                headers = credentials.ready()
-                if headers is None:
-                    limiter.check_max_wait()  # fail fast now, not after waiting for a token
-                    headers = await credentials.headers()
-                wait = limiter.reserve()
-                if wait:
-                    headers = await self._wait_turn(wait)
+                # the fast path, with no await: the token is fresh and the turn is now
+                ready = credentials.ready()
+                wait = limiter.reserve() if ready is not None else None
+                headers = ready if ready is not None and not wait else await self._turn(wait)
                 response = await self._exchange(request, url, number, headers, log)
                 if response.status == 401 and credentials.refused(headers):
                     headers = await self._turn()
@@ -198,11 +194,19 @@ class Pipeline:
             return response
         return await self._retry(request, url, first, log, deadline)
 
-    async def _turn(self) -> Mapping[str, str]:
-        """The credentials, then a turn under the rate limit; the credentials again after a wait."""
-        headers = await self.credentials.headers()
-        wait = self.limiter.reserve()
-        return headers if not wait else await self._wait_turn(wait)
+    async def _turn(self, wait: float | None = None) -> Mapping[str, str]:
+        """The credentials, then a turn under the rate limit; the credentials again after a wait.
+
+        ``wait`` is given when the turn is booked already (the credentials needed no wait) and must
+        be waited for; ``None`` when the credentials themselves may wait (a renewal, a 401 replay).
+        """
+        if wait is None:
+            self.limiter.check_max_wait()  # fail fast now, not after waiting for a token
+            headers = await self.credentials.headers()
+            wait = self.limiter.reserve()
+            if not wait:
+                return headers
+        return await self._wait_turn(wait)
 
     async def _wait_turn(self, wait: float) -> Mapping[str, str]:
         """Sleep until the booked turn, then take the credentials current at that moment.

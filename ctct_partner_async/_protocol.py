@@ -78,8 +78,9 @@ class Response:
         cls, status: int, value: Any = None, *, headers: Mapping[str, str] | None = None
     ) -> Response:
         """A response whose body is ``value`` as JSON (empty when ``None``), for transports in tests."""
-        body = b"" if value is None else encode_json(value)
-        return cls(status, {**JSON_HEADERS, **(headers or {})} if value is not None else headers or {}, body)
+        if value is None:
+            return cls(status, headers or {})
+        return cls(status, {**JSON_HEADERS, **(headers or {})}, encode_json(value))
 
 
 class CallLog:

@@ -653,3 +653,19 @@ async def test_closing_the_client_cancels_a_sweep_in_flight() -> None:
     with pytest.raises(ClientClosedError, match="sweep"):
         await create
     assert client.accounts.reconciler._sweep.running is None
+
+
+async def test_max_wait_fails_fast_before_the_token_wait_of_a_401_replay() -> None:
+    """The replay after a 401 waits in the same order as a first try: no turn within max_wait, no token wait."""
+    tokens = Tokens()
+    replies = [api_error(401, "unauthorized")]
+
+    def handler(request: Request) -> Response:
+        tokens.gate = asyncio.Event()  # the renewal after this 401 never ends
+        return replies.pop(0)
+
+    async with client_for(handler, tokens=tokens, rate_limit=1, rate_limit_max_wait=0.0,
+                          clock=FakeClock()) as client:  # fmt: skip
+        with pytest.raises(errors.RateLimitError):
+            await asyncio.wait_for(client.webhooks.list(), 1.0)
+    assert tokens.refused == [JWT]
