@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+from . import _errors as errors
 from . import _operations as operations
 from . import _provisioning as provisioning
 from ._clock import SYSTEM_CLOCK, Clock
@@ -39,8 +40,13 @@ class Accounts:
         """Cancel an account-list sweep in flight (the client calls this when it closes)."""
         await self.reconciler.aclose()
 
-    async def pages(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountPage]:
-        """Every page of the account list, following ``_links.next.href`` to the end."""
+    async def pages(
+        self, *, account_type: str = "all", page_size: int = 50
+    ) -> AsyncGenerator[AccountPage, None]:
+        """Every page of the account list, following ``_links.next.href`` to the end.
+
+        ``MalformedResponseError`` if a page links to one already read (the list would never end).
+        """
         request: Request | None = operations.build_list_accounts(
             account_type=account_type, page_size=page_size
         )
@@ -49,8 +55,12 @@ class Accounts:
             page = operations.parse_account_page(await self._client.send(request))
             yield page
             href = page.next_href
-            if href is None or href in seen:
+            if href is None:
                 return
+            if href in seen:
+                raise errors.MalformedResponseError(
+                    f"the account list links back to a page already read after {len(seen) + 1} pages"
+                )
             seen.add(href)
             request = operations.build_list_accounts_next(href)
 
@@ -61,14 +71,25 @@ class Accounts:
                 yield account
 
     def create(
-        self, account: NewAccount, *, previously_attempted: bool = False, reconcile_timeout: float = 30.0
+        self,
+        account: NewAccount,
+        *,
+        previously_attempted: bool = False,
+        reconcile_timeout: float = 30.0,
+        adopt_existing: bool = False,
+        on_sent: Callable[[], None] | None = None,
     ) -> Coroutine[Any, Any, CreateResult]:
         """Create a client account; it starts as a 60-day trial (plan ``TRIAL``, status ``Trial``).
 
         Never creates a duplicate and never reports an account that exists as failed: the result is
         ``created``, ``reconciled`` (an earlier ambiguous attempt of this call created it; its id is
-        looked up) or ``pending`` (the API stored the request with a 503; see ``resolve``). Any other
-        outcome raises. Set ``previously_attempted`` when an earlier run may have sent this create.
+        looked up), ``adopted`` (``adopt_existing``: the login name was taken by a listed account that
+        matches this one) or ``pending`` (the API stored the request with a 503; see ``resolve``). Any
+        other outcome raises: ``ConflictError`` for a login name that is someone else's,
+        ``UnconfirmedCreateError`` when the account may exist but can't be found yet. Set
+        ``previously_attempted`` when an earlier run may have sent this create. ``reconcile_timeout``
+        bounds every look at the account list, sweeps included. ``on_sent`` is called just before the
+        request is first handed to the transport (where a journal records that it may have been received).
 
         (A plain function returning the coroutine: one await level less on the hot path.)
         """
@@ -78,10 +99,16 @@ class Accounts:
             account,
             previously_attempted=previously_attempted,
             reconcile_timeout=reconcile_timeout,
+            adopt_existing=adopt_existing,
+            on_sent=on_sent,
         )
 
     async def resolve(self, result: CreateResult, *, wait: float = 60.0) -> CreateResult:
-        """Wait up to ``wait`` seconds for a ``pending`` creation to appear; other results pass through."""
+        """Wait up to ``wait`` seconds for a ``pending`` creation to appear; other results pass through.
+
+        ``ConflictError`` if another organization's account holds the login name; ``UnconfirmedCreateError``
+        if the list could not be read to its end.
+        """
         return await provisioning.resolve(self.reconciler, result, wait=wait)
 
     async def get_plan(self, account_id: str) -> Plan:

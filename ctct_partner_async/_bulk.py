@@ -4,18 +4,21 @@
 async iterable of rows (models, mappings such as CSV records, or ``BadRow``), keeps at most
 ``concurrency`` rows in flight under the client's rate limiter, and yields one ``Outcome`` per row as it
 completes. Memory stays flat in the number of rows. One row's failure never stops the job: it becomes a
-``failed`` or ``invalid`` outcome, except a spent daily quota or refused credentials: then no later row
-is sent, and each is reported failed with that error. Bugs and cancellation still propagate.
+``failed``, ``unsettled`` or ``invalid`` outcome (an unexpected exception while doing a row too, with
+its type), except a spent daily quota or refused credentials: then no later row is sent, and each is
+reported failed with that error. Bugs in the runner, a ``JournalError`` and cancellation propagate.
 
-With a ``Journal`` the job survives a crash: run it again with the same journal and finished rows are
-skipped, rows that were in flight are reconciled (never blindly resent) and the rest are done.
+With a ``Journal`` the job survives a crash and reruns: see ``journal`` for its states and what a rerun
+does with each. Error messages kept in outcomes (and so in the journal and results files) have the
+row's password scrubbed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Collection, Iterable
+import json
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -23,6 +26,7 @@ import attrs
 from ._accounts import Accounts
 from ._errors import (
     AuthenticationError,
+    ConflictError,
     CtctError,
     FieldError,
     QuotaExceededError,
@@ -32,7 +36,7 @@ from ._errors import (
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
 from ._validation import check_new_account, check_text
-from .journal import Entry, Journal, NullJournal
+from .journal import Entry, Journal, JournalError, NullJournal
 
 __all__ = ["Bulk", "Outcome", "OutcomeState"]
 
@@ -45,7 +49,9 @@ class OutcomeState(enum.StrEnum):
 
     CREATED = "created"
     RECONCILED = "reconciled"
+    ADOPTED = "adopted"
     PENDING = "pending"
+    UNSETTLED = "unsettled"
     UPDATED = "updated"
     CANCELED = "canceled"
     SKIPPED = "skipped"
@@ -60,6 +66,7 @@ SUCCESS = frozenset(
     {
         OutcomeState.CREATED,
         OutcomeState.RECONCILED,
+        OutcomeState.ADOPTED,
         OutcomeState.UPDATED,
         OutcomeState.CANCELED,
         OutcomeState.SKIPPED,
@@ -101,8 +108,19 @@ class _Job(Generic[P]):
     def parse(self, item: Any) -> _Parsed[P]:
         raise NotImplementedError
 
-    async def run(self, payload: P, previously_attempted: bool) -> tuple[OutcomeState, str | None, Any]:
+    async def run(
+        self, payload: P, previously_attempted: bool, on_sent: Callable[[], None]
+    ) -> tuple[OutcomeState, str | None, Any]:
+        """Do the row; ``on_sent`` must be called just before its request is first handed to the transport."""
         raise NotImplementedError
+
+    def stored(self, payload: P) -> CreateResult | None:
+        """The pending result of a row the API stored (503) in an earlier run, for jobs that have them."""
+        return None
+
+    def scrub(self, message: str, payload: P) -> str:
+        """``message`` as the journal and results may keep it: without the row's secrets."""
+        return message
 
 
 def _fallback_key(item: Any, index: int, field: str) -> str:
@@ -127,15 +145,17 @@ class Bulk:
         concurrency: int | None = None,
         journal: Journal | None = None,
         pending_wait: float = 60.0,
+        adopt_existing: bool = False,
     ) -> AsyncGenerator[Outcome, None]:
         """Create an account per row (``NewAccount`` or a mapping of its fields), never twice.
 
         Rows answered with a 503 are stored by the API and created later: they are resolved from the
         account list at the end of the job, waiting up to ``pending_wait`` seconds, and reported then.
+        ``adopt_existing`` reports a row whose login name is taken by a listed account that matches it
+        (same user name, same organization) as ``adopted`` instead of failed: for a lost journal.
         """
-        return _Runner(_CreateJob(self._accounts, pending_wait), journal).stream(
-            rows, self._concurrency if concurrency is None else concurrency
-        )
+        job = _CreateJob(self._accounts, pending_wait, adopt_existing)
+        return _Runner(job, journal).stream(rows, self._concurrency if concurrency is None else concurrency)
 
     def change_plans(
         self,
@@ -162,9 +182,10 @@ class _CreateJob(_Job[NewAccount]):
     name = "provision"
     finished_state = OutcomeState.CREATED
 
-    def __init__(self, accounts: Accounts, pending_wait: float) -> None:
+    def __init__(self, accounts: Accounts, pending_wait: float, adopt_existing: bool) -> None:
         self.accounts = accounts
         self.pending_wait = pending_wait
+        self.adopt_existing = adopt_existing
 
     def parse(self, item: Any) -> _Parsed[NewAccount]:
         if isinstance(item, NewAccount):
@@ -175,10 +196,26 @@ class _CreateJob(_Job[NewAccount]):
         return _Parsed(account.login_name, account)
 
     async def run(
-        self, payload: NewAccount, previously_attempted: bool
+        self, payload: NewAccount, previously_attempted: bool, on_sent: Callable[[], None]
     ) -> tuple[OutcomeState, str | None, Any]:
-        result = await self.accounts.create(payload, previously_attempted=previously_attempted)
+        result = await self.accounts.create(
+            payload,
+            previously_attempted=previously_attempted,
+            adopt_existing=self.adopt_existing,
+            on_sent=on_sent,
+        )
         return OutcomeState(result.status.value), result.encoded_account_id, result
+
+    def stored(self, payload: NewAccount) -> CreateResult:
+        return CreateResult(
+            status=CreateStatus.PENDING,
+            login_name=payload.login_name,
+            organization_name=payload.organization_name,
+            attempts=0,
+        )
+
+    def scrub(self, message: str, payload: NewAccount) -> str:
+        return scrub_secret(message, payload.password)
 
 
 class _PlanJob(_Job[tuple[str, PlanChange]]):
@@ -194,7 +231,7 @@ class _PlanJob(_Job[tuple[str, PlanChange]]):
         return _Parsed(account_id, (account_id, change))
 
     async def run(
-        self, payload: tuple[str, PlanChange], previously_attempted: bool
+        self, payload: tuple[str, PlanChange], previously_attempted: bool, on_sent: Callable[[], None]
     ) -> tuple[OutcomeState, str | None, Any]:
         account_id, change = payload
         plan = await self.accounts.update_plan(
@@ -218,7 +255,7 @@ class _CancelJob(_Job[tuple[str, Cancellation]]):
         return _Parsed(account_id, (account_id, cancellation))
 
     async def run(
-        self, payload: tuple[str, Cancellation], previously_attempted: bool
+        self, payload: tuple[str, Cancellation], previously_attempted: bool, on_sent: Callable[[], None]
     ) -> tuple[OutcomeState, str | None, Any]:
         account_id, cancellation = payload
         result = await self.accounts.cancel(
@@ -234,7 +271,7 @@ class _Runner(Generic[P]):
         self.job = job
         self.journal: Journal | NullJournal = journal or NullJournal()
         self.seen: dict[str, int] = {}
-        self.pending: list[tuple[int, CreateResult]] = []
+        self.pending: list[tuple[int, CreateResult, P]] = []
         self.stopped: CtctError | None = None
 
     async def stream(self, rows: Rows, concurrency: int) -> AsyncGenerator[Outcome, None]:
@@ -255,8 +292,7 @@ class _Runner(Generic[P]):
                 if not in_flight:
                     break
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    outcome = task.result()
+                for outcome in _results(done):
                     if outcome is not None:
                         yield outcome
             async for outcome in self._resolve_pending():
@@ -289,6 +325,12 @@ class _Runner(Generic[P]):
             return Outcome(
                 index=index, key=parsed.key, state=OutcomeState.FAILED, error=error, exception=self.stopped
             )
+        if entry is not None and entry.state == "pending":
+            # The API stored this row's request (503) in an earlier run: look for it, never send it again.
+            stored = self.job.stored(parsed.payload)
+            if stored is not None:
+                self.pending.append((index, attrs.evolve(stored, attempts=entry.attempts), parsed.payload))
+                return None
         return await self._attempt(index, parsed, entry)
 
     def _parse(self, index: int, item: Any) -> _Parsed[P]:
@@ -306,77 +348,128 @@ class _Runner(Generic[P]):
         return Outcome(index=index, key=key, state=OutcomeState.INVALID, error=message, exception=exc)
 
     async def _attempt(self, index: int, parsed: _Parsed[P], entry: Entry | None) -> Outcome | None:
-        previously = entry is not None and entry.unsettled
-        attempts = (entry.attempts if entry else 0) + 1
-        self.journal.record(parsed.key, index, "in_flight", attempt=True)
+        journal, key = self.journal, parsed.key
+        previously = entry is not None and entry.may_have_been_received
+        attempts = entry.attempts if entry else 0
+        sent = False
+
+        def on_sent() -> None:  # just before the request is handed to the transport
+            nonlocal sent
+            journal.record(key, index, "sent", attempt=True)
+            sent = True
+
+        journal.record(key, index, "queued")
         try:
-            state, account_id, result = await self.job.run(parsed.payload, previously)
+            state, account_id, result = await self.job.run(parsed.payload, previously, on_sent)
         except ValidationError as exc:
-            return self._invalid(index, parsed.key, str(exc), exc)
+            return self._invalid(index, key, str(exc), exc)
+        except JournalError:
+            raise  # not this row's failure: the job cannot go on safely
         except CtctError as exc:
-            if isinstance(exc, STOPS_THE_JOB) and self.stopped is None:
-                self.stopped = exc
-            # An unconfirmed create may exist: the journal keeps it unsettled so the next run reconciles it.
+            stops = exc if isinstance(exc, STOPS_THE_JOB) else exc.__cause__
+            if isinstance(stops, STOPS_THE_JOB) and self.stopped is None:
+                self.stopped = stops
+            # An unconfirmed create may exist: the journal keeps it unsettled so the next run settles it.
             unsettled = isinstance(exc, UnconfirmedCreateError)
-            self.journal.record(parsed.key, index, "in_flight" if unsettled else "failed", error=str(exc))
-            return Outcome(
-                index=index,
-                key=parsed.key,
-                state=OutcomeState.FAILED,
-                error=str(exc),
-                attempts=attempts,
-                exception=exc,
-            )
-        self.journal.record(parsed.key, index, state, account_id=account_id)
-        outcome = Outcome(
-            index=index, key=parsed.key, state=state, encoded_account_id=account_id, attempts=attempts
-        )
+            return self._failed(index, parsed, attempts + sent, str(exc), exc, unsettled=unsettled)
+        except Exception as exc:  # a surprise doing this one row: the row fails, the job goes on
+            message = f"unexpected {type(exc).__name__} while doing this row: {exc}"
+            # once the request may have been received, the account may exist: settle it on a rerun
+            unsettled = self.job.name == "provision" and (sent or previously)
+            return self._failed(index, parsed, attempts + sent, message, exc, unsettled=unsettled)
+        state_name = "pending" if state is OutcomeState.PENDING else state.value
+        journal.record(key, index, state_name, account_id=account_id)
         if state is OutcomeState.PENDING:
-            self.pending.append((index, result))
+            self.pending.append((index, result, parsed.payload))
             return None
-        return outcome
+        return Outcome(
+            index=index, key=key, state=state, encoded_account_id=account_id, attempts=attempts + sent
+        )
+
+    def _failed(
+        self,
+        index: int,
+        parsed: _Parsed[P],
+        attempts: int,
+        message: str,
+        exc: BaseException,
+        *,
+        unsettled: bool,
+    ) -> Outcome:
+        error = self.job.scrub(message, parsed.payload)
+        state = OutcomeState.UNSETTLED if unsettled else OutcomeState.FAILED
+        self.journal.record(parsed.key, index, state.value, error=error)
+        return Outcome(
+            index=index, key=parsed.key, state=state, error=error, attempts=attempts, exception=exc
+        )
 
     async def _resolve_pending(self) -> AsyncIterator[Outcome]:
         """Report the held-back pending creates once the list shows them (or the wait runs out).
 
-        If the list can't be read (quota spent, credentials refused), each row is reported ``pending``
-        with that error: the journal keeps it pending, so a rerun reconciles it.
+        A row still not listed, or whose lookup failed (quota spent, the list unreadable), stays
+        ``pending`` in the journal, with the reason: a rerun looks again and never sends it.
         """
         if not self.pending:
             return
         assert isinstance(self.job, _CreateJob)
         accounts, wait = self.job.accounts, self.job.pending_wait
         resolutions = await asyncio.gather(
-            *(accounts.resolve(r, wait=wait) for _, r in self.pending), return_exceptions=True
+            *(accounts.resolve(r, wait=wait) for _, r, _ in self.pending), return_exceptions=True
         )
-        for (index, pending), resolved in zip(self.pending, resolutions, strict=True):
-            yield self._resolved(index, pending, resolved)
+        for (index, pending, payload), resolved in zip(self.pending, resolutions, strict=True):
+            yield self._resolved(index, pending, payload, resolved)
         self.pending.clear()
 
-    def _resolved(self, index: int, pending: CreateResult, resolved: CreateResult | BaseException) -> Outcome:
-        if isinstance(resolved, CtctError):
-            error = f"stored by the API (503) but not yet confirmed: {resolved}"
+    def _resolved(
+        self, index: int, pending: CreateResult, payload: P, resolved: CreateResult | BaseException
+    ) -> Outcome:
+        key = pending.login_name
+        if isinstance(resolved, ConflictError):
+            error = self.job.scrub(f"stored by the API (503) but never created: {resolved}", payload)
+            self.journal.record(key, index, "failed", error=error)
             return Outcome(
-                index=index,
-                key=pending.login_name,
-                state=OutcomeState.PENDING,
-                error=error,
-                attempts=pending.attempts,
-                deferred=True,
-                exception=resolved,
-            )
+                index=index, key=key, state=OutcomeState.FAILED, error=error, attempts=pending.attempts,
+                deferred=True, exception=resolved,
+            )  # fmt: skip
+        if isinstance(resolved, CtctError) or (
+            isinstance(resolved, CreateResult) and resolved.status is CreateStatus.PENDING
+        ):
+            why = f": {resolved}" if isinstance(resolved, CtctError) else ""
+            error = self.job.scrub(f"stored by the API (503) but not in the account list yet{why}", payload)
+            self.journal.record(key, index, "pending", error=error)
+            exception = resolved if isinstance(resolved, CtctError) else None
+            return Outcome(
+                index=index, key=key, state=OutcomeState.PENDING, error=error, attempts=pending.attempts,
+                deferred=True, exception=exception,
+            )  # fmt: skip
         if isinstance(resolved, BaseException):
             raise resolved
-        state = OutcomeState.CREATED if resolved.status is CreateStatus.CREATED else OutcomeState.PENDING
-        self.journal.record(resolved.login_name, index, state, account_id=resolved.encoded_account_id)
+        self.journal.record(key, index, "created", account_id=resolved.encoded_account_id)
         return Outcome(
             index=index,
-            key=resolved.login_name,
-            state=state,
+            key=key,
+            state=OutcomeState.CREATED,
             encoded_account_id=resolved.encoded_account_id,
-            attempts=resolved.attempts,
+            attempts=pending.attempts,
             deferred=True,
         )
+
+
+def _results(done: Iterable[asyncio.Task[Outcome | None]]) -> list[Outcome | None]:
+    """The finished tasks' outcomes; the first error raised, after every task's error was retrieved."""
+    errors = [exc for task in done if not task.cancelled() and (exc := task.exception()) is not None]
+    if errors:
+        raise errors[0]
+    return [task.result() for task in done]
+
+
+def scrub_secret(message: str, secret: str | None) -> str:
+    """``message`` with ``secret`` (as typed, and as a JSON string would show it) replaced by ``***``."""
+    if not secret:
+        return message
+    for form in {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}:
+        message = message.replace(form, "***")
+    return message
 
 
 def _row_error(reason: str) -> FieldError:

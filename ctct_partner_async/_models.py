@@ -129,11 +129,14 @@ class CreateStatus(enum.StrEnum):
     """An earlier, ambiguous attempt of this call created it; the id was found in the account list."""
     PENDING = "pending"
     """The API stored the request (503) and will create the account later; no id yet."""
+    ADOPTED = "adopted"
+    """The login name was taken by a listed account that matches this one (``adopt_existing``): not
+    created by this call, perhaps by an earlier run whose journal is lost."""
 
 
 @attrs.frozen(kw_only=True)
 class CreateResult:
-    """The outcome of ``accounts.create``: created, reconciled or pending, with the id once known."""
+    """The outcome of ``accounts.create``: created, reconciled, adopted or pending, with the id once known."""
 
     status: CreateStatus
     login_name: str

@@ -236,6 +236,8 @@ class Pipeline:
     ) -> Awaitable[Response]:
         """The transport's send, through the hooks if there are any (no extra frame when there are none)."""
         if log is not None:
+            if not log.requests and log.on_first_send is not None:
+                log.on_first_send()
             log.requests += 1
         if self._on_request is None and self._on_response is None:
             return self.transport.send(request, headers, self.credentials.query)

@@ -10,7 +10,7 @@ import binascii
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -87,15 +87,18 @@ class CallLog:
     """What one call did on the wire: every failed attempt's error and the requests it sent.
 
     Pass one to ``send(..., log=)`` to learn it; ``requests`` counts every request that went out
-    (a 401 replay included), ``attempts`` the retry policy's attempts.
+    (a 401 replay included), ``attempts`` the retry policy's attempts. ``on_first_send`` is called
+    just before the first request is handed to the transport (a bulk job journals ``sent`` there); if
+    it raises, nothing is sent and the call fails with that error.
     """
 
-    __slots__ = ("attempts", "errors", "requests")
+    __slots__ = ("attempts", "errors", "on_first_send", "requests")
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_send: Callable[[], None] | None = None) -> None:
         self.errors: list[BaseException] = []
         self.requests = 0
         self.attempts = 0
+        self.on_first_send = on_first_send
 
 
 class Sender(Protocol):

@@ -1,23 +1,49 @@
-"""The bulk journal: one SQLite row per input row, so a killed job can resume without a blind resend.
+"""The bulk journal: one SQLite row per input row, so a killed job can be run again without a resend.
 
-Each row is written before its request is sent (state ``in_flight``) and again when it ends. A job
-started again with the same journal skips rows that finished, reconciles the ones that were in flight
-or pending (never a blind resend), retries the ones that failed and re-checks the invalid ones.
+States, and what a rerun with the same journal does with each:
 
-Only the row's key, state, account id, error message and attempt count are stored: never a password, a
-token or an API key. WAL mode without per-commit fsync keeps every commit safe against SIGKILL (the
-data is in the OS before ``commit`` returns) at a fraction of the cost of a synchronous commit.
+``queued``
+    The runner took the row; its request has not been handed to the transport. Done afresh: a 409 for
+    it is a real conflict.
+``sent``
+    Its request was handed to the transport (written *before* the bytes leave), so the API may have
+    received it. A create is sent again as "previously attempted": a 409 is then reconciled against
+    the account list.
+``pending``
+    The API answered 503: it stored the request and creates the account later. Never sent again: a
+    rerun looks for the account in the list.
+``unsettled``
+    The outcome could not be known yet (the list lags, a sweep failed or was cut off); ``error`` says
+    why. A rerun settles it as ``sent``. Never reported as ``failed``: the account may well exist.
+``created``, ``reconciled``, ``adopted``, ``updated``, ``canceled``
+    Finished: skipped by a rerun, and never overwritten by a later failure.
+``failed``
+    The API refused the row for sure; a rerun tries it again.
+
+A state that says the request may have been received (``sent``, ``pending``, ``unsettled``) is never
+downgraded to ``queued``. Only the row's key, state, account id, error message and attempt count are
+stored: never a password, a token or an API key. WAL mode without per-commit fsync keeps every commit
+safe against SIGKILL (the data is in the OS before ``commit`` returns) at a fraction of the cost of a
+synchronous commit.
+
+One journal, one writer: a file journal is locked for as long as it is open (``flock`` on
+``<path>.lock``, which names the holder's pid and host). A second ``Journal`` on the same file raises
+``JournalLockedError`` naming the holder; the operating system frees the lock when its holder dies,
+even by ``kill -9``, so the next run simply takes it over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sqlite3
 import time
+from typing import IO
 
 import attrs
 
-__all__ = ["Entry", "Journal", "NullJournal"]
+__all__ = ["Entry", "Journal", "JournalError", "JournalLockedError", "NullJournal"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
@@ -33,8 +59,40 @@ CREATE TABLE IF NOT EXISTS rows (
 )
 """
 COLUMNS = "key, row_index, state, account_id, error, attempts"
-FINISHED = frozenset({"created", "reconciled", "updated", "canceled"})
-UNSETTLED = frozenset({"in_flight", "pending"})
+FINISHED = frozenset({"created", "reconciled", "adopted", "updated", "canceled"})
+MAY_HAVE_BEEN_RECEIVED = frozenset(
+    {"sent", "pending", "unsettled", "in_flight"}
+)  # in_flight: journals of 0.1
+_QUOTED_FINISHED = ", ".join(f"'{s}'" for s in sorted(FINISHED))
+_QUOTED_RECEIVED = ", ".join(f"'{s}'" for s in sorted(MAY_HAVE_BEEN_RECEIVED))
+UPSERT = f"""
+INSERT INTO rows (job, key, row_index, state, account_id, error, attempts, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (job, key) DO UPDATE SET
+  row_index = excluded.row_index, state = excluded.state,
+  account_id = COALESCE(excluded.account_id, rows.account_id), error = excluded.error,
+  attempts = rows.attempts + excluded.attempts, updated_at = excluded.updated_at
+WHERE rows.state NOT IN ({_QUOTED_FINISHED})
+  AND NOT (excluded.state = 'queued' AND rows.state IN ({_QUOTED_RECEIVED}))
+"""  # noqa: S608 (constants only)
+
+
+class JournalError(Exception):
+    """The journal could not be read or written (a full disk, a broken file): the job cannot go on safely.
+
+    Not a ``CtctError``: it is never one row's failure. The rows recorded so far stay recorded.
+    """
+
+
+class JournalLockedError(JournalError):
+    """Another run holds the journal (``holder`` says which process, as far as it wrote it)."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(
+            f"{path} is in use by another run ({holder}); wait for it to end or use another journal"
+        )
+        self.path = path
+        self.holder = holder
 
 
 @attrs.frozen
@@ -53,25 +111,43 @@ class Entry:
         return self.state in FINISHED
 
     @property
-    def unsettled(self) -> bool:
-        """The row's request may have been received: it must be reconciled, never blindly resent."""
-        return self.state in UNSETTLED
+    def may_have_been_received(self) -> bool:
+        """The row's request may have reached the API: it must be reconciled, never blindly resent."""
+        return self.state in MAY_HAVE_BEEN_RECEIVED
 
 
 class Journal:
-    """A job's journal in SQLite (``path`` ``":memory:"`` keeps it for this process only)."""
+    """A job's journal in SQLite (``path`` ``":memory:"`` keeps it for this process only, unlocked).
+
+    ``JournalLockedError`` if another run holds the file; ``JournalError`` if it can't be opened.
+    """
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, job: str = "job") -> None:
         self.path = str(path)
         self.job = job
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._lock: IO[str] | None = None
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+            self._lock = _take_lock(self.path + ".lock", self.path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(SCHEMA)
+        except sqlite3.Error as exc:
+            self._release()
+            raise JournalError(f"{self.path}: {exc}") from None
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor frees the flock
+            self._lock = None
 
     def __enter__(self) -> Journal:
         return self
@@ -80,10 +156,13 @@ class Journal:
         self.close()
 
     def get(self, key: str) -> Entry | None:
-        row = self._db.execute(
-            f"SELECT {COLUMNS} FROM rows WHERE job = ? AND key = ?",  # noqa: S608 (a constant)
-            (self.job, key),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                f"SELECT {COLUMNS} FROM rows WHERE job = ? AND key = ?",  # noqa: S608 (a constant)
+                (self.job, key),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: reading the journal failed: {exc}") from None
         return Entry(*row) if row else None
 
     def record(
@@ -96,16 +175,16 @@ class Journal:
         error: str | None = None,
         attempt: bool = False,
     ) -> None:
-        """Write the row's state now (one autocommitted statement); ``attempt`` counts a request sent."""
-        self._db.execute(
-            """INSERT INTO rows (job, key, row_index, state, account_id, error, attempts, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (job, key) DO UPDATE SET
-                 row_index = excluded.row_index, state = excluded.state,
-                 account_id = COALESCE(excluded.account_id, rows.account_id), error = excluded.error,
-                 attempts = rows.attempts + excluded.attempts, updated_at = excluded.updated_at""",
-            (self.job, key, row_index, state, account_id, error, int(attempt), time.time()),
-        )
+        """Write the row's state now (one autocommitted statement); ``attempt`` counts a request sent.
+
+        A finished state is kept; ``queued`` never replaces a state whose request may have been received.
+        """
+        try:
+            self._db.execute(
+                UPSERT, (self.job, key, row_index, state, account_id, error, int(attempt), time.time())
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: writing the journal failed: {exc}") from None
 
     def entries(self) -> list[Entry]:
         """Every row of this job, in input order."""
@@ -119,6 +198,30 @@ class Journal:
         """How many rows of this job are in each state."""
         rows = self._db.execute("SELECT state, COUNT(*) FROM rows WHERE job = ? GROUP BY state", (self.job,))
         return dict(rows.fetchall())
+
+
+def _take_lock(lock_path: str, path: str) -> IO[str]:
+    """The open lock file, locked exclusively, with this process named in it."""
+    import fcntl  # POSIX; imported here so the module still imports where it is missing
+
+    try:
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held open while the journal is)
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot create its lock file: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read(200).strip() or "a process that has not written its name yet"
+        handle.close()
+        raise JournalLockedError(path, holder) from None
+    with contextlib.suppress(OSError):  # naming the holder is a courtesy; the flock is the lock
+        handle.seek(0)
+        handle.truncate()
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}")
+        handle.flush()
+    return handle
 
 
 class NullJournal:

@@ -199,7 +199,7 @@ async def test_pending_creates_are_resolved_at_the_end(sandbox: tuple[SandboxHan
 
 async def test_journal_resume_after_a_crash(sandbox: tuple[SandboxHandle, FakeClock], tmp_path: Path) -> None:
     """A job stopped mid-way (with drops after commit) and run again with its journal ends with exactly
-    one account per row, skips finished rows and reconciles the in-flight ones."""
+    one account per row, skips finished rows and reconciles the ones that were sent."""
     sb, clock = sandbox
     sb.sandbox.faults.update({"drop_after_commit": 0.05, "fault_operations": ["create_account"]})
     path = tmp_path / "job.sqlite"
@@ -214,7 +214,7 @@ async def test_journal_resume_after_a_crash(sandbox: tuple[SandboxHandle, FakeCl
                     seen += 1
                     if seen == 80:
                         break  # the crash: the rows in flight are cancelled mid-request
-            in_flight = journal.counts().get("in_flight", 0)
+            in_flight = journal.counts().get("sent", 0)
         assert in_flight > 0
         with Journal(path, job="provision") as journal:
             outcomes = await collect(client.bulk.create_accounts(rows, journal=journal, concurrency=32))

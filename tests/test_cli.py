@@ -339,7 +339,7 @@ async def test_a_job_that_stops_while_resolving_deferred_creates_reports_them_fo
         assert handle.sandbox.stats()["creates_deferred"] == 10
     results = read_results(out)
     assert [r["index"] for r in results] == list(range(1, 11))
-    assert all(r["state"] == "pending" and "not yet confirmed" in r["error"] for r in results)
+    assert all(r["state"] == "pending" and "not in the account list yet" in r["error"] for r in results)
     with Journal(journal, job="provision") as j:
         assert j.counts() == {"pending": 10}
 

@@ -56,6 +56,12 @@ def _add_bulk(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="SECONDS",
         help="how long to wait for creates the API deferred with a 503 (default 60)",
     )
+    provision.add_argument(
+        "--adopt-existing",
+        action="store_true",
+        help="a row whose login name is taken by a listed account with the same user name and "
+        "organization is reported 'adopted' instead of failed (to recover a lost journal)",
+    )
     plans = _sub(
         subparsers,
         "plans",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 from .._bulk import STOPS_THE_JOB, Bulk, Outcome
 from .._errors import CtctError
 from .._models import PlanType
-from ..journal import Journal
+from ..journal import Journal, JournalError
 from ..sources import read_rows
 from .options import UsageError, make_client
 from .progress import Progress
@@ -37,8 +36,10 @@ def start_job(
     """The outcome stream of the bulk job ``name``."""
     concurrency = options["concurrency"]
     if name == "provision":
-        wait = options.get("pending_wait", 60.0)
-        return bulk.create_accounts(rows, concurrency=concurrency, journal=journal, pending_wait=wait)
+        wait, adopt = options.get("pending_wait", 60.0), options.get("adopt_existing", False)
+        return bulk.create_accounts(
+            rows, concurrency=concurrency, journal=journal, pending_wait=wait, adopt_existing=adopt
+        )
     if name == "plans":
         allowed = PlanType.KNOWN | {name.upper() for name in options.get("allow_plan_type") or ()}
         return bulk.change_plans(rows, concurrency=concurrency, journal=journal, allowed_plan_types=allowed)
@@ -76,8 +77,8 @@ def open_journal(path: str | None, job: str) -> Journal | None:
         return None
     try:
         return Journal(path, job=job)
-    except sqlite3.Error as exc:
-        raise UsageError(f"--journal {path}: {exc}") from None
+    except JournalError as exc:
+        raise UsageError(f"--journal {exc}") from None
 
 
 def open_results(path: str | None) -> ResultsFile | None:
@@ -95,6 +96,7 @@ def job_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "concurrency": args.concurrency,
         "pending_wait": getattr(args, "pending_wait", 60.0),
+        "adopt_existing": getattr(args, "adopt_existing", False),
         "allow_plan_type": getattr(args, "allow_plan_type", None),
     }
 
@@ -132,9 +134,18 @@ async def bulk_command(args: argparse.Namespace) -> int:
                 results.write(outcome)
 
         started = time.monotonic()
-        async with client:
-            rows = read_rows(path)
-            stopped = await run_rows(name, client.bulk, rows, record, journal=journal, **job_options(args))
+        try:
+            async with client:
+                rows = read_rows(path)
+                stopped = await run_rows(
+                    name, client.bulk, rows, record, journal=journal, **job_options(args)
+                )
+        except JournalError as exc:
+            progress.finish()
+            raise UsageError(
+                f"--journal {exc}; the job stopped (rows recorded so far stay recorded: run it again once "
+                "the journal can be written)"
+            ) from None
         progress.finish()
     elapsed = time.monotonic() - started
     return report_end(name, tally, retries=client.retries, elapsed=elapsed, stopped=stopped, out=args.out)
