@@ -126,17 +126,18 @@ class Reconciler:
         while True:
             index = await self.index(not_before=self._clock.monotonic(), deadline=deadline)
             hit = index.match(login_name, organization_name)
-            now = self._clock.monotonic()
             if hit is not None:
                 return hit
-            if now >= look_until or now >= deadline:
+            now = self._clock.monotonic()
+            if now < look_until and now < deadline:
+                await self._clock.sleep(min(self._interval, look_until - now))
+                now = self._clock.monotonic()
+            if now >= look_until or now >= deadline:  # a sweep starts only while there is time to look
                 if index.problem is not None:
                     raise errors.UnconfirmedCreateError(
-                        f"no listed account matches {login_name!r}, but the list was not read to its end "
-                        f"({index.problem})"
+                        f"the account list was not read to its end ({index.problem})"
                     )
                 return None
-            await self._clock.sleep(min(self._interval, look_until - now))
 
     async def index(self, *, not_before: float, deadline: float) -> AccountIndex:
         """An index from a sweep that started at ``not_before`` or later (joining one if it runs); the
@@ -251,34 +252,40 @@ async def _confirm(
     except (errors.ConflictError, errors.ClientClosedError):
         raise  # another organization holds the login name: this create never made an account
     except errors.CtctError as exc:
-        reason = f"; the account list could not be read ({type(exc).__name__}: {exc})"
+        reason = _lookup_failure(exc)
     else:
         if hit is not None:
             return _result(CreateStatus.RECONCILED, account, attempts, hit.encoded_account_id)
-        reason = "; the account is not in the list yet"
+        reason = "the account is not in the list yet"
     raise errors.UnconfirmedCreateError(
-        f"creating {account.login_name!r} may have succeeded ({type(error).__name__}: {error}){reason}. "
+        f"creating {account.login_name!r} may have succeeded ({type(error).__name__}: {error}); {reason}. "
         "Create it again with previously_attempted=True to reconcile"
     ) from error
 
 
+def _lookup_failure(exc: errors.CtctError) -> str:
+    if isinstance(exc, errors.UnconfirmedCreateError):
+        return str(exc)
+    return f"the account list could not be searched ({type(exc).__name__}: {exc})"
+
+
 async def _reconcile(reconciler: Reconciler, account: NewAccount, attempts: int, wait: float) -> CreateResult:
     """A 409 after an attempt that may have landed: ours if the list shows it, by the matching rule."""
+    cause: errors.CtctError | None = None
     try:
         hit = await reconciler.find(account.login_name, account.organization_name, wait=wait, within=wait)
     except (errors.ConflictError, errors.ClientClosedError):
         raise
     except errors.CtctError as exc:
-        raise errors.UnconfirmedCreateError(
-            f"the login name {account.login_name!r} is taken, perhaps by an earlier attempt of ours, and the "
-            f"account list could not be searched ({type(exc).__name__}: {exc}); run again to settle it"
-        ) from exc
-    if hit is None:
-        raise errors.UnconfirmedCreateError(
-            f"the login name {account.login_name!r} is taken, perhaps by an earlier attempt of ours, but no "
-            f"listed account matches it after {wait:g}s (the list may lag); run again to settle it"
-        )
-    return _result(CreateStatus.RECONCILED, account, attempts, hit.encoded_account_id)
+        reason, cause = _lookup_failure(exc), exc
+    else:
+        if hit is not None:
+            return _result(CreateStatus.RECONCILED, account, attempts, hit.encoded_account_id)
+        reason = f"no listed account matches it after {wait:g}s (the list may lag)"
+    raise errors.UnconfirmedCreateError(
+        f"the login name {account.login_name!r} is taken, perhaps by an earlier attempt of ours; {reason}; "
+        "run again to settle it"
+    ) from cause
 
 
 async def _adopt(reconciler: Reconciler, account: NewAccount, attempts: int, within: float) -> CreateResult:
