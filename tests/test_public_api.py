@@ -82,3 +82,14 @@ def test_readme_mock_transport_example_runs_as_printed() -> None:
     done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "created a07e1my9tbw0 1"
+
+
+def test_readme_rerun_example_runs_as_printed() -> None:
+    """The README's journal-lock and adopt-existing example runs as printed and prints its comments."""
+    section = README.read_text().split("### Reruns: the journal, its lock", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    promised = re.findall(r"print\(.*\)  # (.*)", code.group(1))
+    assert done.stdout.splitlines() == promised
