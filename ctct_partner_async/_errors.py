@@ -27,14 +27,19 @@ Every exception derives from :class:`CtctError`::
             └── ServiceUnavailableError  503 (on create: "stored, processed later")
 
 An :class:`APIError` carries the method, URL, status, the server's ``error_key`` values and messages, and
-the raw body. None of them ever carries a secret: the request headers (JWT, API key, basic auth) are
-never stored on an error, and the URL has its ``api_key`` query parameter redacted.
+the raw body. None of them ever carries a secret: the request headers (JWT, API key, basic auth) and the
+request body are never stored on an error, and the URL has its ``api_key`` query parameter redacted.
+
+Its message (``str(error)``, what logs, the journal and a results file keep) quotes the server's keys and
+messages cut short: each to 200 characters, all of them to 1,000, with control characters escaped, so a
+server that echoes a huge or hostile body can't bloat or forge a log line. The attributes keep them whole.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Sequence
 
 __all__ = [
@@ -63,6 +68,38 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "ValidationError",
 ]
+
+
+MAX_SERVER_TEXT = 200  # one error_key or message of the server, in an error's message
+MAX_SERVER_DETAIL = 1000  # all of them together
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` with control characters escaped, cut to ``limit`` characters with an ellipsis."""
+    text = _CONTROL.sub(_escape, text[: limit + 1])  # one character in gives one or more out
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _server_detail(keys: Sequence[str], messages: Sequence[str]) -> str:
+    """``key: message; ...`` for an error's message, each part and the whole cut short."""
+    parts: list[str] = []
+    used = 0
+    pairs = list(itertools.zip_longest(keys, messages, fillvalue=""))
+    for i, (key, message) in enumerate(pairs):
+        key, message = _clip(key, MAX_SERVER_TEXT), _clip(message, MAX_SERVER_TEXT)
+        part = f"{key}: {message}" if key and message else key or message
+        if used + len(part) > MAX_SERVER_DETAIL:
+            parts.append(f"\u2026 and {len(pairs) - i} more")
+            break
+        parts.append(part)
+        used += len(part) + 2
+    return "; ".join(parts)
 
 
 class CtctError(Exception):
@@ -186,8 +223,7 @@ class APIError(CtctError):
         self.messages = tuple(messages)
         self.body = body
         self.retry_after = retry_after
-        pairs = itertools.zip_longest(self.error_keys, self.messages, fillvalue="")
-        detail = "; ".join(f"{k}: {m}" if k and m else k or m for k, m in pairs)
+        detail = _server_detail(self.error_keys, self.messages)
         super().__init__(f"{method} {url} -> {status}" + (f" ({detail})" if detail else ""))
 
     @property

@@ -2,7 +2,8 @@
 
 Columns are the API's field names. Text from a CSV is converted (``"true"`` to ``True``, ``"20"`` to
 ``20``); an empty cell means "not given". Every problem becomes a ``ValidationError`` naming the column
-and the rule, so a bad row is reported and the job goes on. Bulk rows are checked a little more
+and the rule, so a bad row is reported and the job goes on; it lists every rule the row breaks, those of
+reading it and those of the model it describes, at once. Bulk rows are checked a little more
 strictly than single calls: a ``plan_type`` must be a known plan (or one the caller allows) and a cancel
 reason one of the nine documented codes, because in a file these are far more likely typos than new
 server values.
@@ -65,7 +66,7 @@ def _int(row: Mapping[str, Any], name: str, problems: list[FieldError]) -> int |
 
 def _raise(problems: list[FieldError]) -> None:
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError(list(dict.fromkeys(problems)))  # once each, in order
 
 
 def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
@@ -79,10 +80,9 @@ def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
             problems.append(FieldError(name, "is required"))
             values[name] = ""
     values["state_code"] = values["state_code"] or ""
-    problems.extend(validation.text_problems(values))
-    _raise(problems)
     account = NewAccount(**values)
-    validation.check_new_account(account)
+    problems.extend(validation.new_account_problems(account))
+    _raise(problems)
     return account
 
 
@@ -115,8 +115,8 @@ def plan_change_from_row(
         billing_day_of_month=_int(row, "billing_day_of_month", problems),
         plan_group_id=_int(row, "plan_group_id", problems),
     )
+    problems.extend(validation.plan_change_problems(change))
     _raise(problems)
-    validation.check_plan_change(change)
     return account_id, change
 
 
@@ -148,6 +148,7 @@ def cancellation_from_row(row: Mapping[str, Any]) -> tuple[str, Cancellation]:
         reason_id=CancelReason(reason) if reason in documented and reason is not None else None,
         effective_date=_effective_date(row, problems),
     )
+    problems.extend(validation.cancellation_problems(cancellation))  # a date with no UTC time
     _raise(problems)
     return account_id, cancellation
 

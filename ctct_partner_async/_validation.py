@@ -6,13 +6,20 @@ can't leak through them.
 
 Where the vendor's sources disagree we keep the stricter rule and say so: passwords are 8..80 characters
 (the spec; the older guide said 6) and may not contain spaces (the guide; the spec allows them).
+
+Every text field is also checked for characters that have no place in it: a lone surrogate (it can't be
+sent as UTF-8) and control characters (C0 U+0000..U+001F, DEL U+007F, C1 U+0080..U+009F), which end up
+in a terminal, a log line or an HTTP header of a proxied call. Names, ids, codes, emails, URLs and
+passwords allow none of them; the free-text fields (``opt_out_reason``, an operation's ``payload``) allow
+tab, line feed and carriage return. A rule names the first such code point, except for a password.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
+from typing import TypeGuard
 
 from ._errors import FieldError, ValidationError
 from ._models import (
@@ -26,6 +33,7 @@ from ._models import (
 )
 
 __all__ = [
+    "cancellation_problems",
     "check_account_id",
     "check_cancellation",
     "check_hook_uri",
@@ -38,6 +46,8 @@ __all__ = [
     "check_text",
     "check_topic_id",
     "check_unsubscribe",
+    "new_account_problems",
+    "plan_change_problems",
 ]
 
 Problems = Iterator[FieldError]
@@ -59,6 +69,15 @@ ACCOUNT_ID = re.compile(r"[A-Za-z0-9_\-]+")
 PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 MAX_UNSUBSCRIBE = 500
 MAX_HOOK_URI = 512
+INT32_MAX = 2**31 - 1  # the spec's "format: int32" for plan_group_id, billing_day_of_month, reason_id
+INT32_MIN = -(2**31)
+
+# One precompiled pattern per rule.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed
+SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_RULE = "must be valid Unicode text (it holds a lone surrogate)"
+SECRET_FIELDS = frozenset({"password"})  # a rule about these never names a code point
 
 
 def _raise_if(problems: Problems) -> None:
@@ -80,6 +99,40 @@ def _required(field: str, value: str | None) -> Problems:
         yield FieldError(field, "is required")
 
 
+def _chars(field: str, value: object, *, free_text: bool = False) -> list[FieldError]:
+    """The character rules ``value`` breaks: control characters (tab and line breaks allowed in
+    ``free_text``) and lone surrogates. Names at most the code point, never the value."""
+    if not isinstance(value, str):
+        return []
+    problems = []
+    found = (CONTROL_IN_TEXT if free_text else CONTROL).search(value)
+    if found is not None:
+        which = "" if field in SECRET_FIELDS else f" ({_code_point(found.group())})"
+        kind = "control characters other than tab and line breaks" if free_text else "control characters"
+        problems.append(FieldError(field, f"must not contain {kind}{which}"))
+    if SURROGATE.search(value):
+        problems.append(FieldError(field, SURROGATE_RULE))
+    return problems
+
+
+def _code_point(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int32(field: str, value: object) -> list[FieldError]:
+    if value is None:
+        return []
+    if not _whole(value):
+        return [FieldError(field, "must be a whole number")]
+    if not INT32_MIN <= value <= INT32_MAX:
+        return [FieldError(field, f"must be {INT32_MIN} to {INT32_MAX} (int32)")]
+    return []
+
+
 ACCOUNT_LENGTHS = (
     ("contact_email", 0, 80),
     ("contact_phone", 5, 25),
@@ -92,9 +145,15 @@ ACCOUNT_LENGTHS = (
     ("external_provider", 0, 80),
 )
 WHITESPACE = re.compile(r"\s")
+ACCOUNT_TEXT = (
+    "contact_email", "login_name", "country_code", "state_code", "password", "contact_phone",
+    "organization_name", "organization_phone", "time_zone_id", "website", "first_name", "last_name",
+    "partner_account_id", "billing_locale", "external_id", "external_provider",
+)  # fmt: skip  # every text field of NewAccount, in the order of the class
 
 
-def _new_account_problems(acct: NewAccount) -> list[FieldError]:
+def new_account_problems(acct: NewAccount) -> list[FieldError]:
+    """Every rule of account creation ``acct`` breaks (empty: it can be sent)."""
     # Straight-line appends rather than generators: this runs once per create, on the hot path.
     problems: list[FieldError] = []
     email, login, country = acct.contact_email, acct.login_name, acct.country_code
@@ -121,6 +180,17 @@ def _new_account_problems(acct: NewAccount) -> list[FieldError]:
         value = getattr(acct, name)
         if value is not None and not low <= len(value) <= high:
             problems.extend(_length(name, value, low, high))
+    # One screen over every text field at once (None shows as "None"): isprintable() is False for every
+    # character the rules refuse (and for a few harmless ones, such as a no-break space), and costs half a
+    # regex search. Only then are the fields looked at one by one, each rule with its own pattern.
+    if not (
+        f"{email}{login}{acct.country_code}{acct.state_code}{acct.password}{acct.contact_phone}"
+        f"{acct.organization_name}{acct.organization_phone}{acct.time_zone_id}{acct.website}"
+        f"{acct.first_name}{acct.last_name}{acct.partner_account_id}{acct.billing_locale}"
+        f"{acct.external_id}{acct.external_provider}"
+    ).isprintable():
+        for name in ACCOUNT_TEXT:
+            problems.extend(_chars(name, getattr(acct, name)))
     return problems
 
 
@@ -180,24 +250,30 @@ def _password_problems(acct: NewAccount) -> list[FieldError]:
 
 def check_new_account(acct: NewAccount) -> None:
     """Raise ``ValidationError`` if ``acct`` breaks a documented rule of account creation."""
-    problems = _new_account_problems(acct)
+    problems = new_account_problems(acct)
     if problems:
         raise ValidationError(problems)
 
 
-def _plan_problems(change: PlanChange) -> Problems:
-    if not change.plan_type or not change.plan_type.strip():
-        yield FieldError("plan_type", "is required")
-    elif change.plan_type.upper() == PlanType.TRIAL:
-        yield FieldError("plan_type", "an account can't be moved to TRIAL")
+def plan_change_problems(change: PlanChange) -> list[FieldError]:
+    """Every rule ``change`` breaks (empty: it can be sent)."""
+    problems = []
+    plan = change.plan_type
+    if not isinstance(plan, str) or not plan.strip():
+        problems.append(FieldError("plan_type", "is required"))
+    elif plan.upper() == PlanType.TRIAL:
+        problems.append(FieldError("plan_type", "an account can't be moved to TRIAL"))
+    problems.extend(_chars("plan_type", plan))
     day = change.billing_day_of_month
-    if day is not None and not 1 <= day <= 31:
-        yield FieldError("billing_day_of_month", "must be 1 to 31")
+    if day is not None and not (_whole(day) and 1 <= day <= 31):
+        problems.append(FieldError("billing_day_of_month", "must be 1 to 31"))
+    problems.extend(_int32("plan_group_id", change.plan_group_id))
+    return problems
 
 
 def check_plan_change(change: PlanChange) -> None:
     """Raise ``ValidationError`` for a plan change the API would refuse."""
-    _raise_if(_plan_problems(change))
+    _raise_if(iter(plan_change_problems(change)))
 
 
 def check_legacy_plan(plan_type: int, billing_day_of_month: int | None) -> None:
@@ -222,13 +298,20 @@ def _aware(field: str, value: dt.datetime | None) -> Problems:
         yield FieldError(field, "must be a time that exists in UTC (year 9999 at the latest)")
 
 
-def check_cancellation(cancel: Cancellation, *, date_field: str = "effective_date") -> None:
-    """Raise ``ValidationError`` for a cancellation with a bad reason or a naive date."""
+def cancellation_problems(cancel: Cancellation, *, date_field: str = "effective_date") -> list[FieldError]:
+    """Every rule ``cancel`` breaks (empty: it can be sent)."""
     problems = list(_aware(date_field, cancel.effective_date))
     reason = cancel.reason_id
     if reason is not None and (isinstance(reason, bool) or not isinstance(reason, int) or reason < 1):
         problems.append(FieldError("reason_id", "must be a positive reason code (an int, see CancelReason)"))
-    _raise_if(iter(problems))
+    elif reason is not None and reason > INT32_MAX:
+        problems.append(FieldError("reason_id", f"must be 1 to {INT32_MAX} (int32)"))
+    return problems
+
+
+def check_cancellation(cancel: Cancellation, *, date_field: str = "effective_date") -> None:
+    """Raise ``ValidationError`` for a cancellation with a bad reason or a naive date."""
+    _raise_if(iter(cancellation_problems(cancel, date_field=date_field)))
 
 
 def check_account_id(account_id: str) -> None:
@@ -255,6 +338,22 @@ def _operation_problems(op: AccountOperation) -> Problems:
     missing = [name for name in PATH_PARAM.findall(op.url) if name not in op.path_params]
     if missing:
         yield FieldError("path_params", f"missing a value for {', '.join(missing)}")
+    yield from _chars("method", op.method)
+    yield from _chars("url", op.url)
+    yield from _chars("payload", op.payload, free_text=True)
+    for group, params in (("query_params", op.query_params), ("path_params", op.path_params),
+                          ("headers", op.headers)):  # fmt: skip
+        yield from _param_chars(group, params)
+
+
+def _param_chars(group: str, params: Mapping[str, str]) -> Problems:
+    """A CR or LF in a header or parameter would reach the proxied call: none in names or values."""
+    for name, value in params.items():
+        name_problems = _chars(group, name)
+        if name_problems:
+            yield from (FieldError(e.field, f"names {e.rule}") for e in name_problems)
+        else:
+            yield from _chars(f"{group}.{name}", value)
 
 
 def check_operation(op: AccountOperation) -> None:
@@ -269,6 +368,7 @@ def _sso_problems(user: SsoUser) -> Problems:
         value = getattr(user, name)
         yield from _required(name, value)
         yield from _length(name, value, 0, high)
+        yield from _chars(name, value)
     if user.contact_email and not EMAIL.fullmatch(user.contact_email):
         yield FieldError("contact_email", "must be an email address")
 
@@ -285,11 +385,13 @@ def _unsubscribe_problems(req: UnsubscribeRequest) -> Problems:
     for i, address in enumerate(req.email_addresses):
         if not EMAIL.fullmatch(address):
             yield FieldError(f"email_addresses[{i}]", "must be an email address")
+        yield from _chars(f"email_addresses[{i}]", address)
     if req.update_source not in UPDATE_SOURCES:
         yield FieldError("update_source", "must be Account, Contact or System")
     if req.global_unsubscribe and count != 1:
         yield FieldError("global_unsubscribe", "allows exactly one address")
     yield from _length("opt_out_reason", req.opt_out_reason, 0, 255)
+    yield from _chars("opt_out_reason", req.opt_out_reason, free_text=True)
 
 
 def check_unsubscribe(req: UnsubscribeRequest) -> None:
@@ -305,9 +407,10 @@ def check_topic_id(topic_id: int) -> None:
 
 def check_hook_uri(hook_uri: str) -> None:
     """Raise ``ValidationError`` unless ``hook_uri`` is an https URL of at most 512 characters."""
-    problems: Sequence[FieldError] = []
+    problems: list[FieldError] = []
     if not hook_uri.startswith("https://") or len(hook_uri) <= len("https://"):
         problems = [FieldError("hook_uri", "must be an https:// URL")]
     elif len(hook_uri) > MAX_HOOK_URI:
         problems = [FieldError("hook_uri", f"must be at most {MAX_HOOK_URI} characters")]
+    problems.extend(_chars("hook_uri", hook_uri))
     _raise_if(iter(problems))

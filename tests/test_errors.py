@@ -7,8 +7,10 @@ import datetime as dt
 
 import pytest
 
+from ctct_partner_async import NewAccount, PartnerClient, Request
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._protocol import Response, error_for, parse_error_body, parse_retry_after
+from ctct_partner_async.testing import MockTransport
 
 STATUS_CLASSES = [
     (301, errors.RedirectError),
@@ -115,3 +117,49 @@ def test_redirect_names_only_the_location_host() -> None:
     bare = error_for("GET", "u", Response(302, {}, b""))
     assert isinstance(bare, errors.RedirectError) and bare.location_host is None
     assert "no Location host" in str(bare)
+
+
+def test_server_text_in_a_message_is_cut_short_and_escaped() -> None:
+    """Each server key or message is at most 200 characters in the error's message and all of them about
+    1,000; control characters are escaped (no forged log line); the attributes keep the text whole."""
+    items = [{"error_key": f"key.{i}", "error_message": "x" * 5000} for i in range(500)]
+    exc = error_for("POST", "https://api.example/v3/partner/accounts", Response.from_json(400, items))
+    text = str(exc)
+    assert len(text) < 1200
+    detail = text.split(" (", 1)[1]
+    first = detail.split("; ")[0]
+    assert first == "key.0: " + "x" * 199 + "\u2026"
+    assert text.endswith("more)") and "\u2026 and " in text
+    assert len(exc.messages) == 500 and exc.messages[0] == "x" * 5000
+    hostile = error_for(
+        "GET", "u", Response.from_json(400, [{"error_key": "k\x1b[2J", "error_message": "no\nFAKE"}])
+    )
+    assert str(hostile) == "GET u -> 400 (k\\x1b[2J: no\\x0aFAKE)"
+    assert hostile.error_keys == ("k\x1b[2J",)
+
+
+async def test_no_request_header_or_body_reaches_an_error() -> None:
+    """A refused create: the API key, the JWT and the account's password are nowhere in the error (its
+    message, repr, args or attributes)."""
+    seen: list[Request] = []
+
+    def refuse(request: Request) -> Response:
+        seen.append(request)
+        return Response.from_json(400, [{"error_key": "bad", "error_message": "nope " * 100}])
+
+    async def token() -> str:
+        return "jwt-secret-token"
+
+    account = NewAccount(contact_email="a@example.com", login_name="hank_smith", password="pw-secret-88",
+                         country_code="GB")  # fmt: skip
+    async with PartnerClient(
+        api_key="key-secret-1", token_provider=token, transport=MockTransport(refuse), rate_limit=None
+    ) as client:
+        with pytest.raises(errors.BadRequestError) as info:
+            await client.accounts.create(account)
+    assert seen and b"pw-secret-88" in (seen[0].body or b"")  # it was sent, so the check means something
+    exc = info.value
+    everything = " ".join([str(exc), repr(exc), *map(str, exc.args), *map(str, vars(exc).values())])
+    for secret in ("jwt-secret-token", "key-secret-1", "pw-secret-88"):
+        assert secret not in everything
+    assert len(str(exc)) < 400

@@ -1,14 +1,18 @@
-"""The single-call commands: ``accounts list`` and ``webhooks list|subscribe|unsubscribe|test``."""
+"""The single-call commands: ``accounts list`` and ``webhooks list|subscribe|unsubscribe|test``.
+
+Server data reaches the terminal only through :func:`printable` (tables, messages) or :func:`json_line`
+(``--json``), so an organization name holding an ESC sequence shows as ``\\x1b[...``, never runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable
 
 import attrs
 
 from .._models import AccountSummary, WebhookSubscription, WebhookTopic
+from ._text import json_line, printable
 from .options import make_client
 from .report import format_table
 
@@ -50,7 +54,7 @@ async def accounts_list(args: argparse.Namespace) -> int:
         listing = client.accounts.list(account_type=args.type)
         if args.json:
             async for account in listing:
-                print(json.dumps(account_record(account), ensure_ascii=False), flush=True)
+                print(json_line(account_record(account)), flush=True)
         else:
             print("\n".join(account_lines([a async for a in listing])))
     return 0
@@ -68,16 +72,17 @@ async def webhooks_command(args: argparse.Namespace) -> int:
         hooks = client.webhooks
         if args.action == "list":
             subs = await hooks.list()
-            lines = [json.dumps(webhook_record(s)) for s in subs] if args.json else webhook_lines(subs)
+            lines = [json_line(webhook_record(s)) for s in subs] if args.json else webhook_lines(subs)
             print("\n".join(lines))
         elif args.action == "subscribe":
             sub = await hooks.subscribe(args.topic, args.uri)
-            print(f"topic {args.topic} ({_topic_label(args.topic)}) now calls {sub.hook_uri or args.uri}")
+            uri = printable(sub.hook_uri or args.uri)
+            print(f"topic {args.topic} ({_topic_label(args.topic)}) now calls {uri}")
         elif args.action == "unsubscribe":
             await hooks.unsubscribe(args.topic)
             print(f"topic {args.topic} ({_topic_label(args.topic)}) unsubscribed")
         else:
             sub = await hooks.send_test(args.topic)
             label = f"topic {args.topic} ({_topic_label(args.topic)})"
-            print(f"test notification for {label} sent to {sub.hook_uri}")
+            print(f"test notification for {label} sent to {printable(sub.hook_uri)}")
     return 0

@@ -1,6 +1,7 @@
 """Progress of a bulk command on stderr: one updating line on a terminal, plain lines otherwise.
 
-The formatting is pure (numbers in, a line out); :class:`Progress` only decides when to write.
+The formatting is pure (numbers in, a line out); :class:`Progress` only decides when to write. The
+label is :func:`printable`: the line can't carry an escape sequence other than its own redraw.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from ._text import printable
 
 __all__ = ["Progress", "format_duration", "format_line", "format_progress", "rate"]
 
@@ -45,6 +48,7 @@ def format_progress(label: str, done: int, total: int, elapsed: float) -> str:
     per_second = rate(done, elapsed)
     eta = format_duration(_eta(done, total, per_second))
     width = len(str(total))
+    label = printable(label)
     return f"{label} [{bar}] {done:>{width}}/{total}  {fraction:4.0%}  {per_second:6.1f} rows/s  ETA {eta}"
 
 
@@ -53,7 +57,7 @@ def format_line(label: str, done: int, total: int, elapsed: float) -> str:
     fraction = min(done / total, 1.0) if total else 1.0
     per_second = rate(done, elapsed)
     eta = format_duration(_eta(done, total, per_second))
-    return f"{label}: {done}/{total} rows ({fraction:.0%}), {per_second:.1f} rows/s, ETA {eta}"
+    return f"{printable(label)}: {done}/{total} rows ({fraction:.0%}), {per_second:.1f} rows/s, ETA {eta}"
 
 
 class Progress:

@@ -1,12 +1,14 @@
 """What a bulk command reports: one JSON line per row (``--out``), a tally, and the summary table.
 
 A result line is ``{"index", "key", "state", "encoded_account_id", "error"}``: never a password, a token
-or an API key (the SDK's error messages carry none, and nothing else from the row is written).
+or an API key (the SDK's error messages carry none, and nothing else from the row is written). What goes
+to the terminal (the table, the summary, the problem lines) passes through :func:`printable`: a row key
+or a server message can't send the terminal an escape sequence. The results file is JSON, with the same
+characters as ``\\u`` escapes.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from types import TracebackType
 import attrs
 
 from .._bulk import Outcome, OutcomeState
+from ._text import json_line, printable
 
 __all__ = ["ResultsFile", "Tally", "format_problems", "format_summary", "format_table", "result_record"]
 
@@ -51,7 +54,9 @@ class ResultsFile:
         self._handle = path.open("w", encoding="utf-8")
 
     def write(self, outcome: Outcome) -> None:
-        self._handle.write(json.dumps(result_record(outcome), ensure_ascii=False) + "\n")
+        # json_line: a lone surrogate in a row key (a "\ud800" in a JSONL file) is written as its escape
+        # rather than failing the write, and the file is safe to cat.
+        self._handle.write(json_line(result_record(outcome)) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -97,10 +102,10 @@ def format_table(
     headers: Sequence[str] | None, rows: Sequence[Sequence[object]], *, numeric: int = 0
 ) -> list[str]:
     """Aligned columns, under ``headers`` if given; the last ``numeric`` columns are right-aligned.
-    ``None`` shows as empty."""
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    ``None`` shows as empty; every cell is :func:`printable`."""
+    cells = [["" if v is None else printable(v) for v in row] for row in rows]
     if headers is not None:
-        cells.insert(0, list(headers))
+        cells.insert(0, [printable(h) for h in headers])
     if not cells:
         return []
     columns = len(cells[0])
@@ -126,20 +131,19 @@ def format_summary(label: str, tally: Tally, *, retries: int, elapsed: float) ->
             if state is OutcomeState.CREATED and tally.deferred:
                 rows.append(("  of which after a 503", tally.deferred))
     rows += [("retries", retries), ("elapsed", f"{elapsed:.1f} s"), ("rows/s", f"{per_second:.1f}")]
-    header = (
-        f"{label}: {tally.rows} rows, {'all succeeded' if tally.ok else f'{tally.problem_count} not done'}"
-    )
+    done = "all succeeded" if tally.ok else f"{tally.problem_count} not done"
+    header = f"{printable(label)}: {tally.rows} rows, {done}"
     return "\n".join([header, *("  " + line for line in format_table(("state", "rows"), rows, numeric=1))])
 
 
 def format_problems(tally: Tally, out: Path | None) -> str:
     """The first rows that did not succeed, one line each, and where to find the rest."""
     lines = [
-        f"row {o.index} ({o.key}): {o.state.value}: {describe_error(o) or 'no detail'}"
+        printable(f"row {o.index} ({o.key}): {o.state.value}: {describe_error(o) or 'no detail'}")
         for o in tally.problems
     ]
     hidden = tally.problem_count - len(tally.problems)
-    where = f"every row is in {out}" if out is not None else "pass --out PATH to get every row"
+    where = f"every row is in {printable(out)}" if out is not None else "pass --out PATH to get every row"
     if hidden > 0:
         lines.append(f"... and {hidden} more ({where})")
     return "\n".join(lines)
