@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from .._errors import CtctError, ValidationError
 from .._version import __version__
 from ..sandbox import cli as sandbox_cli
+from ._text import printable
 from .commands import accounts_list, webhooks_command
 from .demo import demo_command
 from .jobs import bulk_command
@@ -153,10 +154,10 @@ async def execute(args: argparse.Namespace) -> int:
         return await command(args)
     except (UsageError, ValidationError) as exc:
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except CtctError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {printable(str(exc))}", file=sys.stderr)
         return 1
 
 

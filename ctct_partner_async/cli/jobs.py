@@ -21,6 +21,7 @@ from .._errors import CtctError
 from .._models import PlanType
 from ..journal import Journal, JournalError
 from ..sources import read_rows
+from ._text import printable
 from .options import UsageError, make_client
 from .progress import Progress
 from .report import ResultsFile, Tally, format_problems, format_summary
@@ -107,7 +108,7 @@ def report_end(
     """Print the summary (stdout) and the rows that did not succeed (stderr); the exit status."""
     print(format_summary(name, tally, retries=retries, elapsed=elapsed))
     if stopped is not None:
-        print(f"{name}: stopped early: {stopped}", file=sys.stderr)
+        print(f"{name}: stopped early: {printable(str(stopped))}", file=sys.stderr)
     if not tally.ok:
         print(format_problems(tally, Path(out) if out else None), file=sys.stderr)
     return 0 if tally.ok else 1
