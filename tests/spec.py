@@ -52,3 +52,27 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
     if ref:
         return load()["definitions"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
     return schema
+
+
+def inline(schema: Any) -> Any:
+    """``schema`` with every ``#/definitions/...`` ref replaced by its definition (the spec has no cycles),
+    for tools such as hypothesis-jsonschema that want a self-contained schema."""
+    if isinstance(schema, list):
+        return [inline(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:  # its siblings are ignored, as in Draft 4
+        return inline(resolve(schema))
+    return {k: inline(v) for k, v in schema.items() if k != "definitions"}
+
+
+def success_responses() -> list[tuple[str, str]]:
+    """``(operation_id, status)`` of every 2xx response that has a body schema."""
+    return [
+        (op["operationId"], status)
+        for item in load()["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for status, response in op.get("responses", {}).items()
+        if status.startswith("2") and "schema" in response
+    ]
