@@ -34,7 +34,7 @@ class Accounts:
 
     def __init__(self, client: Sender, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
-        self.reconciler = provisioning.Reconciler(self.pages, clock)
+        self.reconciler = provisioning.Reconciler(self._read_page, clock)
 
     async def aclose(self) -> None:
         """Cancel an account-list sweep in flight (the client calls this when it closes)."""
@@ -62,7 +62,12 @@ class Accounts:
                     f"the account list links back to a page already read after {len(seen) + 1} pages"
                 )
             seen.add(href)
-            request = operations.build_list_accounts_next(href)
+            request = _next_page(href)
+
+    async def _read_page(self, href: str | None, until: float) -> AccountPage:
+        """One page for the reconciler, the first (``href`` None) or a next one; retries end at ``until``."""
+        request = operations.build_list_accounts() if href is None else _next_page(href)
+        return operations.parse_account_page(await self._client.send(request, until=until))
 
     async def list(self, *, account_type: str = "all", page_size: int = 50) -> AsyncIterator[AccountSummary]:
         """Every client account (``all``, ``managed`` or ``unmanaged``), page by page (10..50 a page)."""
@@ -199,3 +204,13 @@ class Accounts:
         )
         response = await self._client.send(operations.build_unsubscribe_contacts(account_id, request))
         return operations.parse_unsubscribe_result(response).unsubscribed_count
+
+
+def _next_page(href: str) -> Request:
+    """The request for a ``next`` link; ``MalformedResponseError`` if the server's link leaves the host."""
+    try:
+        return operations.build_list_accounts_next(href)
+    except errors.ValidationError:
+        raise errors.MalformedResponseError(
+            "the account list's next link is not a path on the API host"
+        ) from None

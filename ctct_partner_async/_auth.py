@@ -31,7 +31,7 @@ import attrs
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
 from ._flight import SingleFlight
-from ._protocol import AsyncTransport, Request, Response, error_for
+from ._protocol import AsyncTransport, Request, Response, credential_secrets, error_for
 from ._tokens import (
     ADVISORY,
     CREDENTIAL_STATUSES,
@@ -378,7 +378,9 @@ class TokenManager:
 
     def _status_error(self, request: Request, response: Response) -> errors.APIError:
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
-        return error_for(request.method, self._token_url, response, now=now)
+        basic = basic_auth(self._client_id, self._client_secret)
+        secrets = (self._client_secret, *credential_secrets({"Authorization": basic}, None))
+        return error_for(request.method, self._token_url, response, now=now, secrets=secrets)
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _hold(self, token: Token) -> None:

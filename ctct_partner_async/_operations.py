@@ -38,6 +38,7 @@ def _json_request(
     *,
     idempotent: bool | None = None,
     reconcilable: bool = False,
+    secrets: tuple[str, ...] = (),
 ) -> Request:
     """A request with a JSON body; ``idempotent`` defaults to what the method promises (PUT yes, POST no)."""
     try:
@@ -53,6 +54,7 @@ def _json_request(
         headers=JSON_HEADERS,
         idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
         reconcilable=reconcilable,
+        secrets=secrets,
     )
 
 
@@ -89,7 +91,10 @@ def parse_account_page(response: Response) -> AccountPage:
 def build_create_account(account: NewAccount) -> Request:
     validation.check_new_account(account)
     body = serde.unstructure(account)
-    return _json_request("POST", ACCOUNTS, "create_account", body, idempotent=False, reconcilable=True)
+    secrets = (account.password,) if account.password else ()
+    return _json_request(
+        "POST", ACCOUNTS, "create_account", body, idempotent=False, reconcilable=True, secrets=secrets
+    )
 
 
 def parse_created_account(response: Response) -> CreatedAccount:

@@ -26,7 +26,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
 from ._policy import RateLimiter, Retry, RetryPolicy
-from ._protocol import AsyncTransport, CallLog, Request, Response, error_for, resolve_url
+from ._protocol import AsyncTransport, CallLog, Request, Response, credential_secrets, error_for, resolve_url
 from ._transport import Timeouts, Transport, check_url
 
 __all__ = ["ClientOptions", "ClientSettings", "Pipeline", "transport_for"]
@@ -136,17 +136,20 @@ class Pipeline:
             if self._owned is not None:
                 await self._owned.aclose()
 
-    def send(self, request: Request, *, log: CallLog | None = None) -> Coroutine[Any, Any, Response]:
+    def send(
+        self, request: Request, *, log: CallLog | None = None, until: float | None = None
+    ) -> Coroutine[Any, Any, Response]:
         """Send ``request`` under the retry policy; the successful response, or the last error raised.
 
-        ``log``, if given, hears every failed attempt and counts the requests sent. (A plain function
-        returning the first attempt's coroutine, which turns into the retry loop if it fails: one await
-        level less on the hot path.)
+        ``log``, if given, hears every failed attempt and counts the requests sent. ``until`` (on the
+        client's monotonic clock) ends the retries earlier than the policy's deadline would. (A plain
+        function returning the first attempt's coroutine, which turns into the retry loop if it fails:
+        one await level less on the hot path.)
         """
         if self._closed:
             raise errors.ClientClosedError("this client is closed; create a new one")
         url = resolve_url(self._base, request.url)
-        return self._attempt(request, url, 1, log, None)
+        return self._attempt(request, url, 1, log, until)
 
     async def _retry(
         self, request: Request, url: str, first: Exception, log: CallLog | None, deadline: float
@@ -163,8 +166,10 @@ class Pipeline:
     async def _attempt(
         self, request: Request, url: str, number: int, log: CallLog | None, deadline: float | None
     ) -> Response:
-        if deadline is None:  # the first attempt: the call starts now, when it is awaited
-            deadline = self.retry.begin()
+        # ``deadline``: for the first attempt, an earlier end asked for (``until``) or None; for a retry,
+        # the call's deadline
+        if number == 1 or deadline is None:  # the first attempt: the call starts now, when it is awaited
+            deadline = self.retry.begin(deadline)
         if log is not None:
             log.attempts = number
         limiter, credentials = self.limiter, self.credentials
@@ -183,7 +188,7 @@ class Pipeline:
             finally:
                 limiter.leave()
             if response.status >= 300:
-                self._raise_for(request, url, response)
+                self._raise_for(request, url, response, headers)
         except Exception as exc:
             if log is not None:
                 log.errors.append(exc)
@@ -262,9 +267,12 @@ class Pipeline:
         on_response(ResponseDetails(request.operation, request.method, url, number, response.status, elapsed))
         return response
 
-    def _raise_for(self, request: Request, url: str, response: Response) -> NoReturn:
+    def _raise_for(
+        self, request: Request, url: str, response: Response, headers: Mapping[str, str]
+    ) -> NoReturn:
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
-        error = error_for(request.method, url, response, now=now)
+        secrets = request.secrets + credential_secrets(headers, self.credentials.query)
+        error = error_for(request.method, url, response, now=now, secrets=secrets)
         if isinstance(error, errors.ThrottledError) and not isinstance(error, errors.QuotaExceededError):
             self.limiter.throttled()
         raise error

@@ -127,10 +127,11 @@ class Retry:
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.retries = 0
 
-    def begin(self) -> float:
-        """A call starts: it earns its share of the budget. Returns its deadline."""
+    def begin(self, until: float | None = None) -> float:
+        """A call starts: it earns its share of the budget. Returns its deadline (``until`` if earlier)."""
         self._budget.deposit()
-        return self._clock.monotonic() + self.policy.deadline
+        deadline = self._clock.monotonic() + self.policy.deadline
+        return deadline if until is None or until > deadline else until
 
     def retrying(self, request: Request, url: str, deadline: float) -> tenacity.AsyncRetrying:
         """The retry loop for one call whose first attempt has failed."""
@@ -181,9 +182,12 @@ class _Run:
         return self._retry.backoff(self._decision, state.attempt_number)
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
-        """The attempt cap, the deadline, then the budget (spent only when a retry really follows)."""
+        """The attempt cap, the deadline (no sleep past it), then the budget (spent only when a retry
+        really follows)."""
         retry = self._retry
-        if state.attempt_number >= retry.policy.max_attempts or retry._clock.monotonic() >= self._deadline:
+        if state.attempt_number >= retry.policy.max_attempts:
+            return True
+        if retry._clock.monotonic() + (state.upcoming_sleep or 0.0) >= self._deadline:
             return True
         return self._decision.spends_budget and not retry._budget.withdraw()
 

@@ -10,7 +10,7 @@ import binascii
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -50,7 +50,8 @@ class Request:
     ``reconcilable`` says a repeat can do harm but its outcome can be reconciled (account creation: a
     409 after an ambiguous attempt is looked up, not reported).
     ``query``, ``headers`` and ``body`` are kept out of the repr (they may hold the v2 API key or a
-    password).
+    password). ``secrets`` are values of the body (a password) that an error answer echoing the request
+    must not carry into an exception, a log, a journal or a results file: ``error_for`` scrubs them.
     """
 
     method: str
@@ -63,6 +64,7 @@ class Request:
         default=attrs.Factory(lambda self: self.method in IDEMPOTENT_METHODS, takes_self=True)
     )
     reconcilable: bool = False
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 
 @attrs.frozen
@@ -104,7 +106,9 @@ class CallLog:
 class Sender(Protocol):
     """What a resource facade needs from its client: send a built request, get the successful response."""
 
-    async def send(self, request: Request, *, log: CallLog | None = None) -> Response: ...
+    async def send(
+        self, request: Request, *, log: CallLog | None = None, until: float | None = None
+    ) -> Response: ...
 
 
 class AsyncTransport(Protocol):
@@ -216,19 +220,55 @@ STATUS_ERRORS: Mapping[int, type[errors.APIError]] = {
 }
 
 
+MIN_SECRET = 4
+"""Shorter values are not scrubbed (they would blank out ordinary text; passwords are 8 or more)."""
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret, as typed and as a JSON string shows it, replaced by ``***``."""
+    for secret in secrets:
+        if len(secret) < MIN_SECRET:
+            continue
+        for form in {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}:
+            if form in text:
+                text = text.replace(form, "***")
+    return text
+
+
+def credential_secrets(headers: Mapping[str, str], query: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The values an attempt's credentials put on the wire (a bearer token also without its scheme)."""
+    values = [*headers.values(), *(query or {}).values()]
+    return tuple(values + [v.split(" ", 1)[1] for v in values if " " in v])
+
+
 def error_for(
-    method: str, url: str, response: Response, *, now: dt.datetime | None = None
+    method: str,
+    url: str,
+    response: Response,
+    *,
+    now: dt.datetime | None = None,
+    secrets: Iterable[str] = (),
 ) -> errors.APIError:
-    """The exception for an error response: one table from status to class, 429s told apart."""
+    """The exception for an error response: one table from status to class, 429s told apart.
+
+    ``secrets`` (the request's password, the attempt's credentials) are scrubbed from everything the
+    server said, for a server that echoes the request.
+    """
     now = now or dt.datetime.now(dt.UTC)
     keys, messages = parse_error_body(response.body)
+    body = response.body[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    secrets = tuple(secrets)
+    if secrets:
+        keys = [scrub(k, secrets) for k in keys]
+        messages = [scrub(m, secrets) for m in messages]
+        body = scrub(body, secrets)
     fields: dict[str, Any] = {
         "method": method,
         "url": url,
         "status": response.status,
         "error_keys": keys,
         "messages": messages,
-        "body": response.body[:MAX_ERROR_BODY].decode("utf-8", "replace"),
+        "body": body,
         "retry_after": parse_retry_after(response.headers.get("Retry-After"), now),
     }
     if response.status == 429 and "quota_exceeded" in keys:

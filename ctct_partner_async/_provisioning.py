@@ -20,26 +20,33 @@ missing or blank organization equals only a missing or blank one (names are comp
 trimming spaces). A listed account with the login name but another organization is proof that the login
 belongs to someone else: ``ConflictError``, never a claim.
 
-**Bounds.** A sweep of the list is shared by every waiter (``SingleFlight``) and stops at a repeated
-page link, after ``max_pages`` pages, and when the latest deadline of its waiters has passed; a sweep cut
-short gives an incomplete index, and a lookup that found nothing in an incomplete index is unconfirmed.
+**Bounds.** One sweep of the list at a time is shared by every waiter. A waiter sees each page as it
+arrives (a match ends its wait at once) and leaves at its own deadline, at the first page boundary after
+it; ``reconcile_timeout`` is a create's deadline for every look at the list. A sweep stops when nobody
+waits on it any more, at a page that links back to one already read and after ``MAX_PAGES``; a page's
+retries end at the latest deadline of its waiters. A look that found nothing in a sweep cut short is
+unconfirmed, never "not there".
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, Callable, Iterable
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 
 import attrs
 
 from . import _errors as errors
 from . import _operations as operations
 from ._clock import Clock
-from ._flight import SingleFlight
 from ._models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
 from ._protocol import CallLog, Sender
 
 __all__ = ["AccountIndex", "Reconciler", "create_account", "is_ambiguous", "resolve", "same_organization"]
+
+UNREADABLE_LIST = (errors.QuotaExceededError, errors.AuthenticationError)
+"""Errors after which the account list can't be read either."""
 
 MAX_PAGES = 10_000
 """A sweep reads at most this many pages (500,000 accounts at 50 a page)."""
@@ -61,20 +68,23 @@ def same_organization(listed: str | None, wanted: str | None) -> bool:
     return _organization(listed) == _organization(wanted)
 
 
-@attrs.frozen
+@attrs.define
 class AccountIndex:
-    """The account list, indexed by user name; ``problem`` says why it may be incomplete."""
+    """The account list as far as it was read, by user name; ``problem`` says why it may be incomplete."""
 
-    by_owner: dict[str, AccountSummary]
+    by_owner: dict[str, AccountSummary] = attrs.Factory(dict)
     problem: str | None = None
 
     @classmethod
     def build(cls, accounts: Iterable[AccountSummary], problem: str | None = None) -> AccountIndex:
-        return cls({acct.site_owner_name.lower(): acct for acct in accounts if acct.site_owner_name}, problem)
+        index = cls(problem=problem)
+        index.add(accounts)
+        return index
 
-    @property
-    def complete(self) -> bool:
-        return self.problem is None
+    def add(self, accounts: Iterable[AccountSummary]) -> None:
+        for acct in accounts:
+            if acct.site_owner_name:
+                self.by_owner[acct.site_owner_name.lower()] = acct
 
     def match(self, login_name: str, organization_name: str | None) -> AccountSummary | None:
         """The account created for ``login_name`` and ``organization_name`` (the matching rule), if listed.
@@ -89,95 +99,186 @@ class AccountIndex:
         return hit
 
 
+ReadPage = Callable[[str | None, float], Awaitable[AccountPage]]
+"""Reads one page of the list: the first (``None``) or the one at a ``next`` href, retrying until a time."""
+
+
+class _Sweep:
+    """One read of the list, shared: what it found so far, who waits on it, and when it ended."""
+
+    __slots__ = ("changed", "deadlines", "done", "error", "index", "pages", "started_at", "task")
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.index = AccountIndex()
+        self.pages = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.changed = asyncio.Event()
+        self.deadlines: Counter[float] = Counter()
+        self.task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Wake every waiter (a page was read, or the sweep ended)."""
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    def until(self, now: float) -> float:
+        """The latest deadline of those still waiting (``now`` if nobody waits)."""
+        return max(self.deadlines, default=now)
+
+
 class Reconciler:
-    """Finds accounts in the list, with one bounded sweep at a time shared by every waiter."""
+    """Finds accounts in the list, with one bounded sweep at a time shared by every waiter.
+
+    A waiter sees the accounts as each page arrives (a match ends its wait at once) and leaves at its
+    own deadline, at the first page boundary after it; the sweep goes on while anyone waits, and stops
+    when nobody does, at a page that links back, or after ``max_pages``. A page's retries end at the
+    latest deadline of the waiters.
+    """
 
     def __init__(
         self,
-        pages: Callable[[], AsyncGenerator[AccountPage, None]],
+        read_page: ReadPage,
         clock: Clock,
         *,
         interval: float = 2.0,
         max_pages: int = MAX_PAGES,
         min_timeout: float = 30.0,
     ):
-        self._pages = pages
+        self._read_page = read_page
         self._clock = clock
-        self._interval = interval
+        self.interval = interval
         self._max_pages = max_pages
         self._min_timeout = min_timeout
-        self._sweep: SingleFlight[AccountIndex] = SingleFlight("account list sweep")
-        self._sweep_deadline = -float("inf")
+        self._sweep: _Sweep | None = None
+        self._closed = False
         self.sweeps = 0
 
     async def find(
         self, login_name: str, organization_name: str | None, *, wait: float, within: float | None = None
     ) -> AccountSummary | None:
-        """The listed account made for the row, looking every ``interval`` for up to ``wait`` seconds.
+        """The listed account made for the row: look now, then every ``interval``, the last look starting
+        at ``wait`` at the latest, and give up ``within`` seconds from now (default ``wait`` plus
+        ``min_timeout``, so the last look can finish).
 
-        The whole lookup, sweeps included, ends ``within`` seconds (default: ``wait``, at least
-        ``min_timeout`` so one sweep can finish). ``None`` if no account matches after ``wait``;
-        ``ConflictError`` if another organization's account holds the login name;
-        ``UnconfirmedCreateError`` if nothing matched and the list could not be read to its end.
+        ``None`` if no account matches; ``ConflictError`` if another organization's account holds the
+        login name; ``UnconfirmedCreateError`` if nothing matched and the list was not read to its end.
         """
+        _check_seconds("wait", wait)
+        if within is not None:
+            _check_seconds("within", within)
         now = self._clock.monotonic()
         look_until = now + wait
-        deadline = now + (max(wait, self._min_timeout) if within is None else max(wait, within))
+        deadline = now + (wait + self._min_timeout if within is None else max(wait, within))
         while True:
-            index = await self.index(not_before=self._clock.monotonic(), deadline=deadline)
-            hit = index.match(login_name, organization_name)
+            hit, problem = await self._look(login_name, organization_name, self._clock.monotonic(), deadline)
             if hit is not None:
                 return hit
             now = self._clock.monotonic()
-            if now < look_until and now < deadline:
-                await self._clock.sleep(min(self._interval, look_until - now))
-                now = self._clock.monotonic()
-            if now >= look_until or now >= deadline:  # a sweep starts only while there is time to look
-                if index.problem is not None:
+            if now >= look_until or now >= deadline:
+                if problem is not None:
                     raise errors.UnconfirmedCreateError(
-                        f"the account list was not read to its end ({index.problem})"
+                        f"the account list was not read to its end ({problem})"
                     )
                 return None
+            await self._clock.sleep(min(self.interval, look_until - now))
 
-    async def index(self, *, not_before: float, deadline: float) -> AccountIndex:
-        """An index from a sweep that started at ``not_before`` or later (joining one if it runs); the
-        sweep stops once ``deadline`` (and every other waiter's) has passed."""
+    async def _look(
+        self, login_name: str, organization_name: str | None, not_before: float, deadline: float
+    ) -> tuple[AccountSummary | None, str | None]:
+        """One look: the match, or ``None`` and why the sweep behind it is incomplete (``None``: complete)."""
         while True:
-            flight = self._sweep
-            task = flight.running
-            if task is None:
-                self.sweeps += 1
-                self._sweep_deadline = deadline
-                task = flight.start(self._read(), at=self._clock.monotonic())
-            else:
-                self._sweep_deadline = max(self._sweep_deadline, deadline)
-            started = flight.started_at
-            index = await flight.join(task)
-            if started >= not_before or self._clock.monotonic() >= deadline:
-                return index
+            sweep = self._sweep
+            if sweep is None or sweep.done:
+                sweep = self._start()
+            sweep.deadlines[deadline] += 1
+            try:
+                while True:
+                    hit = sweep.index.match(login_name, organization_name)
+                    if hit is not None:
+                        return hit, None
+                    if sweep.done:
+                        if sweep.error is not None:
+                            raise sweep.error
+                        break
+                    if self._clock.monotonic() >= deadline:
+                        return None, f"the wait ran out after {sweep.pages} pages"
+                    await sweep.changed.wait()
+            finally:
+                self._leave(sweep, deadline)
+            if sweep.started_at >= not_before or self._clock.monotonic() >= deadline:
+                return None, sweep.index.problem
+            # that sweep began before this look was needed: its "not listed" may be stale, read again
 
-    async def _read(self) -> AccountIndex:
-        accounts: list[AccountSummary] = []
-        problem: str | None = None
-        pages = 0
+    def _start(self) -> _Sweep:
+        if self._closed:
+            raise errors.ClientClosedError("this client is closed; create a new one")
+        self.sweeps += 1
+        sweep = _Sweep(self._clock.monotonic())
+        sweep.task = asyncio.get_running_loop().create_task(self._run(sweep), name="account list sweep")
+        self._sweep = sweep
+        return sweep
+
+    def _leave(self, sweep: _Sweep, deadline: float) -> None:
+        sweep.deadlines[deadline] -= 1
+        if sweep.deadlines[deadline] <= 0:
+            del sweep.deadlines[deadline]
+        if not sweep.deadlines and not sweep.done and sweep.task is not None:
+            sweep.task.cancel()  # nobody waits any more: stop spending requests on it
+
+    async def _run(self, sweep: _Sweep) -> None:
+        """Read the list into ``sweep``, waking its waiters page by page; never raises."""
+        index, href, seen = sweep.index, None, set()
         try:
-            async with contextlib.aclosing(self._pages()) as stream:
-                async for page in stream:
-                    accounts.extend(page.accounts)
-                    pages += 1
-                    if pages >= self._max_pages and page.next_href is not None:
-                        problem = f"it did not end within {self._max_pages} pages"
-                        break
-                    if page.next_href is not None and self._clock.monotonic() >= self._sweep_deadline:
-                        problem = f"the wait ran out after {pages} pages"
-                        break
+            while True:
+                page = await self._read_page(href, sweep.until(self._clock.monotonic()))
+                index.add(page.accounts)
+                sweep.pages += 1
+                href = page.next_href
+                if href is None:
+                    return
+                if href in seen:
+                    index.problem = (
+                        f"the account list links back to a page already read after {sweep.pages} pages"
+                    )
+                    return
+                seen.add(href)
+                if sweep.pages >= self._max_pages:
+                    index.problem = f"it did not end within {self._max_pages} pages"
+                    return
+                if self._clock.monotonic() >= sweep.until(-float("inf")):
+                    index.problem = f"the wait ran out after {sweep.pages} pages"
+                    return
+                sweep.notify()
+        except asyncio.CancelledError:
+            if self._closed:
+                sweep.error = errors.ClientClosedError("the client was closed during the account list sweep")
+            index.problem = index.problem or f"the sweep was stopped after {sweep.pages} pages"
         except errors.MalformedResponseError as exc:
-            problem = str(exc)
-        return AccountIndex.build(accounts, problem)
+            index.problem = f"page {sweep.pages + 1} could not be read: {exc}"
+        except Exception as exc:  # the list could not be read (quota, credentials, ...): each waiter hears it
+            sweep.error = exc
+        finally:
+            sweep.done = True
+            if self._sweep is sweep:
+                self._sweep = None
+            sweep.notify()
 
     async def aclose(self) -> None:
-        """Cancel a sweep in flight and wait for it to end."""
-        await self._sweep.close()
+        """Cancel a sweep in flight and wait for it to end; no new sweep starts."""
+        self._closed = True
+        sweep = self._sweep
+        if sweep is not None and sweep.task is not None and not sweep.task.done():
+            sweep.task.cancel()
+            await asyncio.wait([sweep.task])
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise errors.ValidationError(
+            [errors.FieldError(name, "must be a finite number of seconds, 0 or more")]
+        )
 
 
 def _held_elsewhere(login_name: str) -> errors.ConflictError:
@@ -215,6 +316,7 @@ async def create_account(
     after a crash): a 409 is then reconciled rather than reported. ``on_sent`` is called just before the
     request is first handed to the transport.
     """
+    _check_seconds("reconcile_timeout", reconcile_timeout)
     log = CallLog(on_sent)
     request = operations.build_create_account(account)
     try:
@@ -229,10 +331,18 @@ async def create_account(
     except errors.ServiceUnavailableError:
         return _result(CreateStatus.PENDING, account, log.requests, None)
     except errors.CtctError as exc:
-        ambiguous = previously_attempted or any(is_ambiguous(f) for f in log.errors)
-        if not (ambiguous or isinstance(exc, errors.MalformedResponseError)):
-            raise
-        return await _confirm(reconciler, account, log.requests, exc, reconcile_timeout)
+        ambiguous = any(is_ambiguous(f) for f in log.errors)
+        if isinstance(exc, UNREADABLE_LIST) and (ambiguous or previously_attempted):
+            # the list can't be read either (quota spent, credentials refused): don't spend a request on it
+            raise errors.UnconfirmedCreateError(
+                f"creating {account.login_name!r} may have succeeded earlier, and it can't be checked now "
+                f"({type(exc).__name__}: {exc}); run again to settle it"
+            ) from exc
+        if ambiguous or isinstance(exc, errors.MalformedResponseError):
+            return await _confirm(reconciler, account, log.requests, exc, reconcile_timeout)
+        if previously_attempted:  # this refusal is sure, but an earlier attempt may have landed
+            return await _confirm(reconciler, account, log.requests, exc, reconcile_timeout, sure=True)
+        raise
     return CreateResult(
         status=CreateStatus.CREATED,
         login_name=account.login_name,
@@ -244,9 +354,16 @@ async def create_account(
 
 
 async def _confirm(
-    reconciler: Reconciler, account: NewAccount, attempts: int, error: errors.CtctError, within: float
+    reconciler: Reconciler,
+    account: NewAccount,
+    attempts: int,
+    error: errors.CtctError,
+    within: float,
+    *,
+    sure: bool = False,
 ) -> CreateResult:
-    """After an ambiguous failure: the account if one look at the list shows it, else unknown."""
+    """After a failure that may hide an account: the account if one look at the list shows it; else
+    ``error`` itself when it is ``sure`` and the whole list was read, else unknown."""
     try:
         hit = await reconciler.find(account.login_name, account.organization_name, wait=0.0, within=within)
     except (errors.ConflictError, errors.ClientClosedError):
@@ -256,6 +373,8 @@ async def _confirm(
     else:
         if hit is not None:
             return _result(CreateStatus.RECONCILED, account, attempts, hit.encoded_account_id)
+        if sure:
+            raise error
         reason = "the account is not in the list yet"
     raise errors.UnconfirmedCreateError(
         f"creating {account.login_name!r} may have succeeded ({type(error).__name__}: {error}); {reason}. "
@@ -273,7 +392,8 @@ async def _reconcile(reconciler: Reconciler, account: NewAccount, attempts: int,
     """A 409 after an attempt that may have landed: ours if the list shows it, by the matching rule."""
     cause: errors.CtctError | None = None
     try:
-        hit = await reconciler.find(account.login_name, account.organization_name, wait=wait, within=wait)
+        look = max(0.0, wait - reconciler.interval)  # the last look starts in time to finish by ``wait``
+        hit = await reconciler.find(account.login_name, account.organization_name, wait=look, within=wait)
     except (errors.ConflictError, errors.ClientClosedError):
         raise
     except errors.CtctError as exc:

@@ -173,6 +173,7 @@ def describe_refusal(token_url: str, response: Response) -> str:
     Names the URL, the status and the OAuth ``error`` keys (never the body's free text or a credential).
     """
     keys, _ = parse_error_body(response.body)
+    keys = [key[:80] for key in keys[:5]]  # a server's text, cut short
     detail = f"HTTP {response.status}" + (f" {', '.join(keys)}" if keys else "")
     if response.status in CREDENTIAL_STATUSES:
         return (

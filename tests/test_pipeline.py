@@ -652,7 +652,7 @@ async def test_closing_the_client_cancels_a_sweep_in_flight() -> None:
     await client.aclose()
     with pytest.raises(ClientClosedError, match="sweep"):
         await create
-    assert client.accounts.reconciler._sweep.running is None
+    assert client.accounts.reconciler._sweep is None
 
 
 async def test_max_wait_fails_fast_before_the_token_wait_of_a_401_replay() -> None:

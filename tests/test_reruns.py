@@ -11,13 +11,13 @@ import contextlib
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ctct_partner_async import NewAccount, PartnerClient, cli
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._bulk import OutcomeState
 from ctct_partner_async._clock import FakeClock
-from ctct_partner_async._models import AccountPage, AccountSummary
+from ctct_partner_async._models import AccountPage, AccountSummary, CreateResult, CreateStatus
 from ctct_partner_async._protocol import Request, Response
 from ctct_partner_async._provisioning import AccountIndex, Reconciler, same_organization
 from ctct_partner_async.journal import Journal, JournalLockedError
@@ -252,7 +252,8 @@ def endless_list(clock: FakeClock, *, repeat: bool = False, per_page: float = 0.
     time, or always the same one with ``repeat``); each page takes ``per_page`` seconds."""
     served = Counter[str]()
 
-    def handle(request: Request) -> Response:
+    async def handle(request: Request) -> Response:
+        await asyncio.sleep(0)  # a network read yields to the loop, as a real one does
         if request.method == "POST":
             served["create"] += 1
             return Response.from_json(500 if served["create"] == 1 else 409, None)
@@ -308,11 +309,10 @@ async def test_a_sweep_stops_at_its_page_cap() -> None:
     clock = FakeClock(autojump=True)
     pages = 0
 
-    async def endless() -> AsyncGenerator[AccountPage, None]:
+    async def endless(href: str | None, until: float) -> AccountPage:
         nonlocal pages
-        while True:
-            pages += 1
-            yield AccountPage(accounts=[], next_href=f"/v3/partner/accounts?offset={pages}")
+        pages += 1
+        return AccountPage(accounts=[], next_href=f"/v3/partner/accounts?offset={pages}")
 
     reconciler = Reconciler(endless, clock, max_pages=25)
     with pytest.raises(errors.UnconfirmedCreateError, match="did not end within 25 pages"):
@@ -503,3 +503,91 @@ async def test_adopt_existing_reports_a_matching_listed_account_adopted_and_noth
     )  # fmt: skip
     assert len(held) == 3  # nothing created twice, nothing of someone else's touched
     capsys.readouterr()
+
+
+# -- bounds: every waiter leaves at its own deadline, page retries end there too ---------------------------
+
+
+async def test_a_short_lookup_beside_a_long_one_ends_at_its_own_deadline() -> None:
+    """A create with ``reconcile_timeout=2`` shares an endless sweep with a ``resolve(wait=300)``: the create
+    ends at about 2 s, the resolve at its own bound; the sweep stops once nobody waits."""
+    clock = FakeClock(autojump=True)
+    transport = endless_list(clock)
+    async with mock_client(transport, clock) as client:
+        started = clock.monotonic()
+        ends: dict[str, float] = {}
+
+        async def create() -> None:
+            with pytest.raises(errors.UnconfirmedCreateError):
+                await client.accounts.create(new_account(1), reconcile_timeout=2.0)
+            ends["create"] = clock.monotonic() - started
+
+        async def resolve() -> None:
+            pending = CreateResult(
+                status=CreateStatus.PENDING, login_name="client_00002", organization_name="Org"
+            )
+            with pytest.raises(errors.UnconfirmedCreateError):
+                await client.accounts.resolve(pending, wait=300.0)
+            ends["resolve"] = clock.monotonic() - started
+
+        await asyncio.gather(create(), resolve())
+        assert client.accounts.reconciler._sweep is None
+    assert ends["create"] <= 2.5
+    assert 300.0 <= ends["resolve"] <= 331.0
+
+
+async def test_a_throttled_page_does_not_outlast_the_reconcile_timeout() -> None:
+    """A page answered 429 with ``Retry-After: 30`` inside a lookup bounded at 5 s: no sleep past the
+    deadline, so the create ends within the 5 s (unconfirmed), not after the retry policy's 120 s."""
+    clock = FakeClock(autojump=True)
+    creates = 0
+
+    def handle(request: Request) -> Response:
+        nonlocal creates
+        if request.method == "POST":
+            creates += 1
+            return Response.from_json(500 if creates == 1 else 409, None)
+        return Response(
+            429, {"Retry-After": "30"}, b'[{"error_key": "throttled", "error_message": "slow down"}]'
+        )
+
+    async with mock_client(MockTransport(handle), clock) as client:
+        started = clock.monotonic()
+        with pytest.raises(errors.UnconfirmedCreateError, match="could not be searched"):
+            await client.accounts.create(new_account(), reconcile_timeout=5.0)
+        assert clock.monotonic() - started <= 6.0
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
+async def test_time_settings_must_be_finite(value: float) -> None:
+    clock = FakeClock(autojump=True)
+    async with mock_client(endless_list(clock), clock) as client:
+        with pytest.raises(errors.ValidationError, match="reconcile_timeout: must be a finite number"):
+            await client.accounts.create(new_account(), reconcile_timeout=value)
+        pending = CreateResult(status=CreateStatus.PENDING, login_name="client_00002")
+        with pytest.raises(errors.ValidationError, match="wait: must be a finite number"):
+            await client.accounts.resolve(pending, wait=value)
+
+
+async def test_an_error_echoing_the_credentials_never_carries_them(tmp_path: Path) -> None:
+    """A 400 that echoes the request's headers and body: the API key, the JWT and the password are
+    scrubbed from the exception itself, so from the journal, results, logs and retry reports too."""
+    clock = FakeClock(autojump=True)
+    token = "header.payload-of-the-jwt.signature"
+
+    async def tokens() -> str:
+        return token
+
+    def handle(request: Request) -> Response:
+        echoed = f"headers {dict(request.headers)} body {(request.body or b'').decode()}"
+        return Response.from_json(400, [{"error_key": "bad.request", "error_message": echoed}])
+
+    transport = MockTransport(handle)
+    async with PartnerClient(api_key=API_KEY, token_provider=tokens, transport=transport, clock=clock,
+                             rate_limit=None, on_retry=None) as client:  # fmt: skip
+        with pytest.raises(errors.BadRequestError) as caught:
+            await client.accounts.create(new_account())
+    text = " ".join([str(caught.value), repr(caught.value), caught.value.body or "", *caught.value.messages])
+    assert "***" in text
+    for secret in (API_KEY, token, PASSWORD):
+        assert secret not in text
