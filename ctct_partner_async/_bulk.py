@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +33,8 @@ from ._errors import (
     ValidationError,
 )
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
+from ._protocol import scrub
+from ._provisioning import check_seconds
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
 from ._validation import check_new_account
 from .journal import Entry, Journal, JournalError, NullJournal
@@ -61,6 +62,17 @@ class OutcomeState(enum.StrEnum):
 
 STOPS_THE_JOB = (QuotaExceededError, AuthenticationError)
 """Errors no later row can escape: once one is met, the remaining rows are reported failed, not sent."""
+
+
+def stopping_error(error: BaseException | None) -> CtctError | None:
+    """The error in ``error`` or its causes that stops the job (a spent quota, refused credentials)."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, STOPS_THE_JOB):
+            return error
+        error, seen = error.__cause__, seen + 1
+    return None
+
 
 SUCCESS = frozenset(
     {
@@ -111,7 +123,8 @@ class _Job(Generic[P]):
     async def run(
         self, payload: P, previously_attempted: bool, on_sent: Callable[[], None]
     ) -> tuple[OutcomeState, str | None, Any]:
-        """Do the row; ``on_sent`` must be called just before its request is first handed to the transport."""
+        """Do the row. A create calls ``on_sent`` just before its request is first handed to the transport
+        (plans and cancellations are simply done again by a rerun, so they need no ``sent`` state)."""
         raise NotImplementedError
 
     def stored(self, payload: P) -> CreateResult | None:
@@ -121,6 +134,10 @@ class _Job(Generic[P]):
     def scrub(self, message: str, payload: P) -> str:
         """``message`` as the journal and results may keep it: without the row's secrets."""
         return message
+
+    def journal_key(self, key: str) -> str:
+        """The row's key in the journal (login names are compared case-insensitively by the API)."""
+        return key
 
 
 def _fallback_key(item: Any, index: int, field: str) -> str:
@@ -145,16 +162,20 @@ class Bulk:
         concurrency: int | None = None,
         journal: Journal | None = None,
         pending_wait: float = 60.0,
+        reconcile_timeout: float = 30.0,
         adopt_existing: bool = False,
     ) -> AsyncGenerator[Outcome, None]:
         """Create an account per row (``NewAccount`` or a mapping of its fields), never twice.
 
         Rows answered with a 503 are stored by the API and created later: they are resolved from the
         account list at the end of the job, waiting up to ``pending_wait`` seconds, and reported then.
+        ``reconcile_timeout`` bounds each row's look at the account list (see ``accounts.create``).
         ``adopt_existing`` reports a row whose login name is taken by a listed account that matches it
         (same user name, same organization) as ``adopted`` instead of failed: for a lost journal.
         """
-        job = _CreateJob(self._accounts, pending_wait, adopt_existing)
+        check_seconds("pending_wait", pending_wait)
+        check_seconds("reconcile_timeout", reconcile_timeout)
+        job = _CreateJob(self._accounts, pending_wait, reconcile_timeout, adopt_existing)
         return _Runner(job, journal).stream(rows, self._concurrency if concurrency is None else concurrency)
 
     def change_plans(
@@ -182,9 +203,12 @@ class _CreateJob(_Job[NewAccount]):
     name = "provision"
     finished_state = OutcomeState.CREATED
 
-    def __init__(self, accounts: Accounts, pending_wait: float, adopt_existing: bool) -> None:
+    def __init__(
+        self, accounts: Accounts, pending_wait: float, reconcile_timeout: float, adopt_existing: bool
+    ) -> None:
         self.accounts = accounts
         self.pending_wait = pending_wait
+        self.reconcile_timeout = reconcile_timeout
         self.adopt_existing = adopt_existing
 
     def parse(self, item: Any) -> _Parsed[NewAccount]:
@@ -200,6 +224,7 @@ class _CreateJob(_Job[NewAccount]):
         result = await self.accounts.create(
             payload,
             previously_attempted=previously_attempted,
+            reconcile_timeout=self.reconcile_timeout,
             adopt_existing=self.adopt_existing,
             on_sent=on_sent,
         )
@@ -214,7 +239,10 @@ class _CreateJob(_Job[NewAccount]):
         )
 
     def scrub(self, message: str, payload: NewAccount) -> str:
-        return scrub_secret(message, payload.password)
+        return scrub(message, (payload.password,) if payload.password else ())
+
+    def journal_key(self, key: str) -> str:
+        return key.lower()
 
 
 class _PlanJob(_Job[tuple[str, PlanChange]]):
@@ -310,7 +338,7 @@ class _Runner(Generic[P]):
                 item, index, "login_name" if self.job.name == "provision" else "encoded_account_id"
             )
             return self._invalid(index, key, str(exc), exc)
-        entry = self.journal.get(parsed.key)
+        entry = self.journal.get(self.job.journal_key(parsed.key))
         if entry is not None and entry.finished:
             return Outcome(
                 index=index,
@@ -320,10 +348,7 @@ class _Runner(Generic[P]):
                 attempts=entry.attempts,
             )
         if self.stopped is not None:
-            error = f"not sent: the job stopped on an earlier row ({self.stopped})"
-            return Outcome(
-                index=index, key=parsed.key, state=OutcomeState.FAILED, error=error, exception=self.stopped
-            )
+            return self._not_done(index, parsed.key, entry)
         if entry is not None and entry.state == "pending":
             # The API stored this row's request (503) in an earlier run: look for it, never send it again.
             stored = self.job.stored(parsed.payload)
@@ -332,10 +357,32 @@ class _Runner(Generic[P]):
                 return None
         return await self._attempt(index, parsed, entry)
 
+    def _not_done(self, index: int, key: str, entry: Entry | None) -> Outcome:
+        """A row the job stopped before: failed if it was never sent, else still to be settled."""
+        assert self.stopped is not None
+        if entry is not None and entry.may_have_been_received:
+            state = OutcomeState.PENDING if entry.state == "pending" else OutcomeState.UNSETTLED
+            error = f"not settled: the job stopped on an earlier row ({self.stopped}); run it again"
+            return Outcome(
+                index=index,
+                key=key,
+                state=state,
+                error=error,
+                attempts=entry.attempts,
+                exception=self.stopped,
+            )
+        error = f"not sent: the job stopped on an earlier row ({self.stopped})"
+        return Outcome(index=index, key=key, state=OutcomeState.FAILED, error=error, exception=self.stopped)
+
     def _parse(self, index: int, item: Any) -> _Parsed[P]:
         if isinstance(item, BadRow):
             raise ValidationError([_row_error(item.reason)])
-        parsed = self.job.parse(item)
+        try:
+            parsed = self.job.parse(item)
+        except ValidationError:
+            raise
+        except Exception as exc:  # a row of the wrong shape (None, a number, a model with a bad field)
+            raise ValidationError([_row_error(f"cannot be read as a row ({type(exc).__name__})")]) from exc
         first = self.seen.setdefault(parsed.key.lower(), index)
         if first != index:
             raise ValidationError([_duplicate(parsed.key, first)])
@@ -347,7 +394,7 @@ class _Runner(Generic[P]):
         return Outcome(index=index, key=key, state=OutcomeState.INVALID, error=message, exception=exc)
 
     async def _attempt(self, index: int, parsed: _Parsed[P], entry: Entry | None) -> Outcome | None:
-        journal, key = self.journal, parsed.key
+        journal, key = self.journal, self.job.journal_key(parsed.key)
         previously = entry is not None and entry.may_have_been_received
         attempts = entry.attempts if entry else 0
         sent = False
@@ -361,12 +408,12 @@ class _Runner(Generic[P]):
         try:
             state, account_id, result = await self.job.run(parsed.payload, previously, on_sent)
         except ValidationError as exc:
-            return self._invalid(index, key, str(exc), exc)
+            return self._invalid(index, parsed.key, str(exc), exc)
         except JournalError:
             raise  # not this row's failure: the job cannot go on safely
         except CtctError as exc:
-            stops = exc if isinstance(exc, STOPS_THE_JOB) else exc.__cause__
-            if isinstance(stops, STOPS_THE_JOB) and self.stopped is None:
+            stops = stopping_error(exc)
+            if stops is not None and self.stopped is None:
                 self.stopped = stops
             # An unconfirmed create may exist: the journal keeps it unsettled so the next run settles it.
             unsettled = isinstance(exc, UnconfirmedCreateError)
@@ -382,7 +429,7 @@ class _Runner(Generic[P]):
             self.pending.append((index, result, parsed.payload))
             return None
         return Outcome(
-            index=index, key=key, state=state, encoded_account_id=account_id, attempts=attempts + sent
+            index=index, key=parsed.key, state=state, encoded_account_id=account_id, attempts=attempts + sent
         )
 
     def _failed(
@@ -397,7 +444,7 @@ class _Runner(Generic[P]):
     ) -> Outcome:
         error = self.job.scrub(message, parsed.payload)
         state = OutcomeState.UNSETTLED if unsettled else OutcomeState.FAILED
-        self.journal.record(parsed.key, index, state.value, error=error)
+        self.journal.record(self.job.journal_key(parsed.key), index, state.value, error=error)
         return Outcome(
             index=index, key=parsed.key, state=state, error=error, attempts=attempts, exception=exc
         )
@@ -422,10 +469,10 @@ class _Runner(Generic[P]):
     def _resolved(
         self, index: int, pending: CreateResult, payload: P, resolved: CreateResult | BaseException
     ) -> Outcome:
-        key = pending.login_name
+        key, journal_key = pending.login_name, pending.login_name.lower()
         if isinstance(resolved, ConflictError):
             error = self.job.scrub(f"stored by the API (503) but never created: {resolved}", payload)
-            self.journal.record(key, index, "failed", error=error)
+            self.journal.record(journal_key, index, "failed", error=error)
             return Outcome(
                 index=index, key=key, state=OutcomeState.FAILED, error=error, attempts=pending.attempts,
                 deferred=True, exception=resolved,
@@ -435,7 +482,7 @@ class _Runner(Generic[P]):
         ):
             why = f": {resolved}" if isinstance(resolved, CtctError) else ""
             error = self.job.scrub(f"stored by the API (503) but not in the account list yet{why}", payload)
-            self.journal.record(key, index, "pending", error=error)
+            self.journal.record(journal_key, index, "pending", error=error)
             exception = resolved if isinstance(resolved, CtctError) else None
             return Outcome(
                 index=index, key=key, state=OutcomeState.PENDING, error=error, attempts=pending.attempts,
@@ -443,7 +490,7 @@ class _Runner(Generic[P]):
             )  # fmt: skip
         if isinstance(resolved, BaseException):
             raise resolved
-        self.journal.record(key, index, "created", account_id=resolved.encoded_account_id)
+        self.journal.record(journal_key, index, "created", account_id=resolved.encoded_account_id)
         return Outcome(
             index=index,
             key=key,
@@ -460,15 +507,6 @@ def _results(done: Iterable[asyncio.Task[Outcome | None]]) -> list[Outcome | Non
     if errors:
         raise errors[0]
     return [task.result() for task in done]
-
-
-def scrub_secret(message: str, secret: str | None) -> str:
-    """``message`` with ``secret`` (as typed, and as a JSON string would show it) replaced by ``***``."""
-    if not secret:
-        return message
-    for form in {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}:
-        message = message.replace(form, "***")
-    return message
 
 
 def _row_error(reason: str) -> FieldError:

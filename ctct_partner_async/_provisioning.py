@@ -43,7 +43,15 @@ from ._clock import Clock
 from ._models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
 from ._protocol import CallLog, Sender
 
-__all__ = ["AccountIndex", "Reconciler", "create_account", "is_ambiguous", "resolve", "same_organization"]
+__all__ = [
+    "AccountIndex",
+    "Reconciler",
+    "check_seconds",
+    "create_account",
+    "is_ambiguous",
+    "resolve",
+    "same_organization",
+]
 
 UNREADABLE_LIST = (errors.QuotaExceededError, errors.AuthenticationError)
 """Errors after which the account list can't be read either."""
@@ -165,9 +173,9 @@ class Reconciler:
         ``None`` if no account matches; ``ConflictError`` if another organization's account holds the
         login name; ``UnconfirmedCreateError`` if nothing matched and the list was not read to its end.
         """
-        _check_seconds("wait", wait)
+        check_seconds("wait", wait)
         if within is not None:
-            _check_seconds("within", within)
+            check_seconds("within", within)
         now = self._clock.monotonic()
         look_until = now + wait
         deadline = now + (wait + self._min_timeout if within is None else max(wait, within))
@@ -274,7 +282,7 @@ class Reconciler:
             await asyncio.wait([sweep.task])
 
 
-def _check_seconds(name: str, value: float) -> None:
+def check_seconds(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise errors.ValidationError(
             [errors.FieldError(name, "must be a finite number of seconds, 0 or more")]
@@ -316,7 +324,7 @@ async def create_account(
     after a crash): a 409 is then reconciled rather than reported. ``on_sent`` is called just before the
     request is first handed to the transport.
     """
-    _check_seconds("reconcile_timeout", reconcile_timeout)
+    check_seconds("reconcile_timeout", reconcile_timeout)
     log = CallLog(on_sent)
     request = operations.build_create_account(account)
     try:
@@ -370,16 +378,17 @@ async def _confirm(
         raise  # another organization holds the login name: this create never made an account
     except errors.CtctError as exc:
         reason = _lookup_failure(exc)
+        cause = exc if isinstance(exc, UNREADABLE_LIST) else error  # what a bulk job stops on
     else:
         if hit is not None:
             return _result(CreateStatus.RECONCILED, account, attempts, hit.encoded_account_id)
         if sure:
             raise error
-        reason = "the account is not in the list yet"
+        reason, cause = "the account is not in the list yet", error
     raise errors.UnconfirmedCreateError(
         f"creating {account.login_name!r} may have succeeded ({type(error).__name__}: {error}); {reason}. "
         "Create it again with previously_attempted=True to reconcile"
-    ) from error
+    ) from cause
 
 
 def _lookup_failure(exc: errors.CtctError) -> str:
@@ -409,16 +418,24 @@ async def _reconcile(reconciler: Reconciler, account: NewAccount, attempts: int,
 
 
 async def _adopt(reconciler: Reconciler, account: NewAccount, attempts: int, within: float) -> CreateResult:
-    """A plain 409 with ``adopt_existing``: the listed account that matches the row, or the conflict."""
-    hit = await reconciler.find(account.login_name, account.organization_name, wait=0.0, within=within)
+    """A plain 409 with ``adopt_existing``: the listed account that matches the row, or the conflict.
+
+    A lookup that fails is still the conflict (never "unsettled": nothing says the account is ours), so a
+    rerun without ``adopt_existing`` can't claim it; a rerun with it looks again.
+    """
+    reason = "no listed account matches the row"
+    try:
+        hit = await reconciler.find(account.login_name, account.organization_name, wait=0.0, within=within)
+    except (errors.ConflictError, errors.ClientClosedError):
+        raise
+    except errors.CtctError as exc:
+        hit, reason = None, _lookup_failure(exc)
     if hit is None:
         raise errors.ConflictError(
             method="POST",
             url="partner/accounts",
             status=409,
-            messages=[
-                f"the login name {account.login_name!r} is taken and no listed account matches the row"
-            ],
+            messages=[f"the login name {account.login_name!r} is taken and {reason}"],
         )
     return _result(CreateStatus.ADOPTED, account, attempts, hit.encoded_account_id)
 

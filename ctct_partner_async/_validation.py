@@ -196,8 +196,8 @@ def new_account_problems(acct: NewAccount) -> list[FieldError]:
 
 def text_problems(value: object, path: str = "") -> Problems:
     """Text anywhere in ``value`` (a JSON-ready body or a row) that can't be sent as UTF-8: a lone
-    surrogate, as a ``"\\ud800"`` escape in a JSON source gives. Not on the per-create path: the
-    bulk runner checks rows with it, and a body that fails to encode is checked with it then."""
+    surrogate, as a ``"\\ud800"`` escape in a JSON source gives. Not on the per-create path: a body
+    that fails to encode is checked with it then, to name the field."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")

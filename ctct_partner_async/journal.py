@@ -6,9 +6,9 @@ States, and what a rerun with the same journal does with each:
     The runner took the row; its request has not been handed to the transport. Done afresh: a 409 for
     it is a real conflict.
 ``sent``
-    Its request was handed to the transport (written *before* the bytes leave), so the API may have
-    received it. A create is sent again as "previously attempted": a 409 is then reconciled against
-    the account list.
+    A create whose request was handed to the transport (written *before* the bytes leave), so the API
+    may have received it. It is sent again as "previously attempted": a 409 is then reconciled against
+    the account list. (Plan changes and cancellations are simply done again, so they skip this state.)
 ``pending``
     The API answered 503: it stored the request and creates the account later. Never sent again: a
     rerun looks for the account in the list.
@@ -26,8 +26,10 @@ stored: never a password, a token or an API key. WAL mode without per-commit fsy
 safe against SIGKILL (the data is in the OS before ``commit`` returns) at a fraction of the cost of a
 synchronous commit.
 
-One journal, one writer: a file journal is locked for as long as it is open (``flock`` on
-``<path>.lock``, which names the holder's pid and host). A second ``Journal`` on the same file raises
+Rows are keyed by login name (lower-cased, as the API compares them) or by account id.
+
+One journal, one writer: a file journal is locked for as long as it is open (an OS lock on
+``<real path>.lock``, which names the holder's pid and host). A second ``Journal`` on the same file raises
 ``JournalLockedError`` naming the holder; the operating system frees the lock when its holder dies,
 even by ``kill -9``, so the next run simply takes it over.
 """
@@ -38,6 +40,7 @@ import contextlib
 import os
 import socket
 import sqlite3
+import sys
 import time
 from typing import IO
 
@@ -126,8 +129,8 @@ class Journal:
         self.path = str(path)
         self.job = job
         self._lock: IO[str] | None = None
-        if self.path != ":memory:":
-            self._lock = _take_lock(self.path + ".lock", self.path)
+        if self.path != ":memory:":  # the lock follows the file, however it is named (a symlink too)
+            self._lock = _take_lock(os.path.realpath(self.path) + ".lock", self.path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             if self.path != ":memory:":
@@ -202,26 +205,37 @@ class Journal:
 
 def _take_lock(lock_path: str, path: str) -> IO[str]:
     """The open lock file, locked exclusively, with this process named in it."""
-    import fcntl  # POSIX; imported here so the module still imports where it is missing
-
     try:
         handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held open while the journal is)
     except OSError as exc:
         raise JournalError(f"{path}: cannot create its lock file: {exc.strerror or exc}") from None
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_exclusively(handle)
     except OSError:
         handle.seek(0)
         holder = handle.read(200).strip() or "a process that has not written its name yet"
         handle.close()
         raise JournalLockedError(path, holder) from None
-    with contextlib.suppress(OSError):  # naming the holder is a courtesy; the flock is the lock
+    with contextlib.suppress(OSError):  # naming the holder is a courtesy; the OS lock is the lock
         handle.seek(0)
         handle.truncate()
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}")
         handle.flush()
     return handle
+
+
+def _lock_exclusively(handle: IO[str]) -> None:
+    """An exclusive, non-blocking OS lock on ``handle`` (``OSError`` if another process holds it)."""
+    if sys.platform == "win32":  # pragma: no cover - POSIX CI
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class NullJournal:

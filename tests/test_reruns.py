@@ -591,3 +591,113 @@ async def test_an_error_echoing_the_credentials_never_carries_them(tmp_path: Pat
     assert "***" in text
     for secret in (API_KEY, token, PASSWORD):
         assert secret not in text
+
+
+# -- review cases: the stopped job, odd rows, a full --out, letter case, a symlinked journal ----------
+
+
+async def test_rows_already_sent_are_not_reported_failed_when_the_job_stops(tmp_path: Path) -> None:
+    """The quota runs out: rows an earlier run sent (or the API stored) are ``unsettled``/``pending`` with
+    the reason, never "failed: not sent"; their journal states are kept."""
+    async with run_sandbox(sandbox_config(daily_quota=1)) as sb:
+        path = tmp_path / "j.sqlite"
+        with Journal(path, job="provision") as journal:
+            journal.record("rerun_00002", 2, "sent", attempt=True)
+            journal.record("rerun_00003", 3, "pending")
+        async with client_for(sb, rate_limit=None) as client:
+            with Journal(path, job="provision") as journal:
+                rows = [row(i) for i in range(1, 6)]
+                outcomes = {
+                    o.key: o async for o in client.bulk.create_accounts(rows, journal=journal, concurrency=1)
+                }
+                states = {e.key: e.state for e in journal.entries()}
+    assert outcomes["rerun_00001"].state is OutcomeState.CREATED
+    assert outcomes["rerun_00002"].state is OutcomeState.UNSETTLED
+    assert outcomes["rerun_00003"].state is OutcomeState.PENDING
+    assert all(outcomes[k].state is OutcomeState.FAILED for k in ("rerun_00004", "rerun_00005"))
+    assert "not sent" in (outcomes["rerun_00005"].error or "")
+    assert states["rerun_00002"] in {"sent", "unsettled"} and states["rerun_00003"] == "pending"
+
+
+@pytest.mark.parametrize("item", [None, 42, "row", ["x"]])
+async def test_a_row_of_the_wrong_shape_is_invalid_and_the_job_goes_on(item: Any) -> None:
+    clock = FakeClock(autojump=True)
+
+    def handle(request: Request) -> Response:
+        return Response.from_json(201, {"encoded_account_id": "abc123"})
+
+    async with mock_client(MockTransport(handle), clock) as client:
+        outcomes = sorted(
+            [o async for o in client.bulk.create_accounts([item, row(1)])], key=lambda o: o.index
+        )
+    assert [o.state for o in outcomes] == [OutcomeState.INVALID, OutcomeState.CREATED]
+    assert "row: cannot be read as a row" in (outcomes[0].error or "")
+
+
+async def test_a_results_file_that_cannot_be_written_is_a_clear_stop(tmp_path: Path, capsys: Any) -> None:
+    async with run_sandbox(sandbox_config()) as sb:
+        source = write_jsonl(tmp_path / "rows.jsonl", [row(1), row(2)])
+        status = await cli.run(["provision", str(source), "--out", "/dev/full", "-q", *flags(sb)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--out /dev/full: No space left on device; the job stopped" in err and "Traceback" not in err
+
+
+async def test_a_login_in_another_letter_case_is_the_same_row_on_a_rerun(tmp_path: Path) -> None:
+    async with run_sandbox(sandbox_config()) as sb:
+        path = tmp_path / "j.sqlite"
+        async with client_for(sb, rate_limit=None) as client:
+            for login in ("Rerun_00001", "rerun_00001"):
+                with Journal(path, job="provision") as journal:
+                    outcomes = [
+                        o
+                        async for o in client.bulk.create_accounts(
+                            [row(1, login_name=login)], journal=journal
+                        )
+                    ]
+            with Journal(path, job="provision") as journal:
+                entries = journal.entries()
+        assert posts(sb) == {"Rerun_00001": 1}
+    assert [o.state for o in outcomes] == [OutcomeState.SKIPPED]
+    assert [(e.key, e.state) for e in entries] == [("rerun_00001", "created")]
+
+
+def test_the_lock_follows_the_file_through_a_symlink(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    (tmp_path / "link.sqlite").symlink_to(path)
+    with Journal(path), pytest.raises(JournalLockedError):
+        Journal(tmp_path / "link.sqlite")
+
+
+async def test_a_sure_refusal_of_a_previously_sent_row_fails_once_the_list_shows_no_account(
+    tmp_path: Path,
+) -> None:
+    """A row journaled ``sent`` is refused with a 400 on the rerun: the list (read to its end) has no
+    such account, so the row is ``failed`` with the 400, not ``unsettled`` for ever."""
+    clock = FakeClock(autojump=True)
+
+    def handle(request: Request) -> Response:
+        if request.method == "POST":
+            return Response.from_json(400, [{"error_key": "invalid.field", "error_message": "bad phone"}])
+        return Response.from_json(200, {"site_owner_list": []})
+
+    async with mock_client(MockTransport(handle), clock) as client:
+        with Journal(tmp_path / "j.sqlite", job="provision") as journal:
+            journal.record("rerun_00001", 1, "sent", attempt=True)
+            outcomes = [o async for o in client.bulk.create_accounts([row(1)], journal=journal)]
+            entries = journal.entries()
+    assert [o.state for o in outcomes] == [OutcomeState.FAILED]
+    assert "invalid.field" in (outcomes[0].error or "")
+    assert [e.state for e in entries] == ["failed"]
+
+
+async def test_bad_time_settings_are_refused_before_anything_is_sent(tmp_path: Path, capsys: Any) -> None:
+    async with run_sandbox(sandbox_config()) as sb:
+        source = write_jsonl(tmp_path / "rows.jsonl", [row(1)])
+        for flag in ("--pending-wait", "--reconcile-timeout"):
+            assert await cli.run(["provision", str(source), flag, "nan", "-q", *flags(sb)]) == 2
+            assert "must be a finite number of seconds" in capsys.readouterr().err
+        async with client_for(sb, rate_limit=None) as client:
+            with pytest.raises(errors.ValidationError, match="pending_wait"):
+                client.bulk.create_accounts([row(1)], pending_wait=math.inf)
+        assert posts(sb) == {}

@@ -21,7 +21,7 @@ from ._text import printable
 from .commands import accounts_list, webhooks_command
 from .demo import demo_command
 from .jobs import bulk_command
-from .options import UsageError, bulk_options, connection_options, positive_int, topic
+from .options import UsageError, bulk_options, connection_options, positive_int, seconds, topic
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -52,10 +52,18 @@ def _add_bulk(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     provision.add_argument(
         "--pending-wait",
-        type=float,
+        type=seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for creates the API deferred with a 503 (default 60)",
+    )
+    provision.add_argument(
+        "--reconcile-timeout",
+        type=seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a create may look for its account in the account list, when it may exist "
+        "(default 30; a sweep reads 50 accounts a request, so raise it for a large account base)",
     )
     provision.add_argument(
         "--adopt-existing",

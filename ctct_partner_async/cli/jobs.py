@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._bulk import STOPS_THE_JOB, Bulk, Outcome
+from .._bulk import Bulk, Outcome, stopping_error
 from .._errors import CtctError
 from .._models import PlanType
 from ..journal import Journal, JournalError
@@ -37,9 +37,13 @@ def start_job(
     """The outcome stream of the bulk job ``name``."""
     concurrency = options["concurrency"]
     if name == "provision":
-        wait, adopt = options.get("pending_wait", 60.0), options.get("adopt_existing", False)
         return bulk.create_accounts(
-            rows, concurrency=concurrency, journal=journal, pending_wait=wait, adopt_existing=adopt
+            rows,
+            concurrency=concurrency,
+            journal=journal,
+            pending_wait=options.get("pending_wait", 60.0),
+            reconcile_timeout=options.get("reconcile_timeout", 30.0),
+            adopt_existing=options.get("adopt_existing", False),
         )
     if name == "plans":
         allowed = PlanType.KNOWN | {name.upper() for name in options.get("allow_plan_type") or ()}
@@ -54,8 +58,8 @@ async def run_rows(
     stopped: CtctError | None = None
     async with contextlib.aclosing(start_job(name, bulk, rows, journal, options)) as stream:
         async for outcome in stream:
-            if stopped is None and isinstance(outcome.exception, STOPS_THE_JOB):
-                stopped = outcome.exception
+            if stopped is None:
+                stopped = stopping_error(outcome.exception)
             sink(outcome)
     return stopped
 
@@ -98,6 +102,7 @@ def job_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "pending_wait": getattr(args, "pending_wait", 60.0),
         "adopt_existing": getattr(args, "adopt_existing", False),
+        "reconcile_timeout": getattr(args, "reconcile_timeout", 30.0),
         "allow_plan_type": getattr(args, "allow_plan_type", None),
     }
 
@@ -132,7 +137,13 @@ async def bulk_command(args: argparse.Namespace) -> int:
             tally.add(outcome)
             progress.advance()
             if results is not None:
-                results.write(outcome)
+                try:
+                    results.write(outcome)
+                except OSError as exc:
+                    raise UsageError(
+                        f"--out {args.out}: {exc.strerror or exc}; the job stopped (with a --journal, "
+                        "run it again once the file can be written)"
+                    ) from None
 
         started = time.monotonic()
         try:

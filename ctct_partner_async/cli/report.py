@@ -9,6 +9,7 @@ characters as ``\\u`` escapes.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +61,8 @@ class ResultsFile:
         self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):  # every line was flushed: a failed write was reported already
+            self._handle.close()
 
     def __enter__(self) -> ResultsFile:
         return self
