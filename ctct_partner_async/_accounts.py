@@ -45,7 +45,8 @@ class Accounts:
     ) -> AsyncGenerator[AccountPage, None]:
         """Every page of the account list, following ``_links.next.href`` to the end.
 
-        ``MalformedResponseError`` if a page links to one already read (the list would never end).
+        ``MalformedResponseError`` if a page links to one already read or the list goes on past
+        ``MAX_PAGES`` pages (it would never end).
         """
         request: Request | None = operations.build_list_accounts(
             account_type=account_type, page_size=page_size
@@ -60,6 +61,10 @@ class Accounts:
             if href in seen:
                 raise errors.MalformedResponseError(
                     f"the account list links back to a page already read after {len(seen) + 1} pages"
+                )
+            if len(seen) + 1 >= provisioning.MAX_PAGES:
+                raise errors.MalformedResponseError(
+                    f"the account list did not end within {provisioning.MAX_PAGES} pages"
                 )
             seen.add(href)
             request = _next_page(href)

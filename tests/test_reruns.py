@@ -701,3 +701,13 @@ async def test_bad_time_settings_are_refused_before_anything_is_sent(tmp_path: P
             with pytest.raises(errors.ValidationError, match="pending_wait"):
                 client.bulk.create_accounts([row(1)], pending_wait=math.inf)
         assert posts(sb) == {}
+
+
+async def test_listing_an_endless_account_list_stops_at_the_page_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ctct_partner_async._provisioning.MAX_PAGES", 30)
+    clock = FakeClock(autojump=True)
+    transport = endless_list(clock)
+    async with mock_client(transport, clock) as client:
+        with pytest.raises(errors.MalformedResponseError, match="did not end within 30 pages"):
+            _ = [a async for a in client.accounts.list()]
+    assert transport.served["page"] == 30  # type: ignore[attr-defined]
