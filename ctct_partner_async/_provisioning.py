@@ -232,8 +232,23 @@ class Reconciler:
         sweep.deadlines[deadline] -= 1
         if sweep.deadlines[deadline] <= 0:
             del sweep.deadlines[deadline]
-        if not sweep.deadlines and not sweep.done and sweep.task is not None:
-            sweep.task.cancel()  # nobody waits any more: stop spending requests on it
+        if not sweep.deadlines and not sweep.done:
+            self._stop(sweep)  # nobody waits any more: stop spending requests on it
+
+    def _stop(self, sweep: _Sweep, error: BaseException | None = None) -> None:
+        """End ``sweep`` now, even if its task has not started (then it never will)."""
+        if sweep.task is not None:
+            sweep.task.cancel()
+        if not sweep.done:
+            sweep.error = error
+            sweep.index.problem = sweep.index.problem or f"the sweep was stopped after {sweep.pages} pages"
+            self._end(sweep)
+
+    def _end(self, sweep: _Sweep) -> None:
+        sweep.done = True
+        if self._sweep is sweep:
+            self._sweep = None
+        sweep.notify()
 
     async def _run(self, sweep: _Sweep) -> None:
         """Read the list into ``sweep``, waking its waiters page by page; never raises."""
@@ -260,26 +275,23 @@ class Reconciler:
                     return
                 sweep.notify()
         except asyncio.CancelledError:
-            if self._closed:
-                sweep.error = errors.ClientClosedError("the client was closed during the account list sweep")
-            index.problem = index.problem or f"the sweep was stopped after {sweep.pages} pages"
+            self._stop(sweep)  # a no-op when whoever cancelled it ended it already
         except errors.MalformedResponseError as exc:
             index.problem = f"page {sweep.pages + 1} could not be read: {exc}"
         except Exception as exc:  # the list could not be read (quota, credentials, ...): each waiter hears it
             sweep.error = exc
         finally:
-            sweep.done = True
-            if self._sweep is sweep:
-                self._sweep = None
-            sweep.notify()
+            if not sweep.done:
+                self._end(sweep)
 
     async def aclose(self) -> None:
         """Cancel a sweep in flight and wait for it to end; no new sweep starts."""
         self._closed = True
         sweep = self._sweep
-        if sweep is not None and sweep.task is not None and not sweep.task.done():
-            sweep.task.cancel()
-            await asyncio.wait([sweep.task])
+        if sweep is not None:
+            self._stop(sweep, errors.ClientClosedError("the client was closed during the account list sweep"))
+            if sweep.task is not None:
+                await asyncio.wait([sweep.task])
 
 
 def check_seconds(name: str, value: float) -> None:

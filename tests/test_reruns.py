@@ -711,3 +711,19 @@ async def test_listing_an_endless_account_list_stops_at_the_page_cap(monkeypatch
         with pytest.raises(errors.MalformedResponseError, match="did not end within 30 pages"):
             _ = [a async for a in client.accounts.list()]
     assert transport.served["page"] == 30  # type: ignore[attr-defined]
+
+
+async def test_a_sweep_stopped_before_it_started_never_strands_a_later_lookup() -> None:
+    """``reconcile_timeout=0`` leaves its sweep before the sweep's task ever ran: the sweep still ends, and
+    a later lookup reads the list afresh instead of waiting for ever on the dead one."""
+    clock = FakeClock(autojump=True)
+    transport = endless_list(clock, per_page=0.0)
+    async with mock_client(transport, clock) as client:
+        with pytest.raises(errors.UnconfirmedCreateError):
+            await client.accounts.create(new_account(1), reconcile_timeout=0)
+        assert client.accounts.reconciler._sweep is None
+        pending = CreateResult(
+            status=CreateStatus.PENDING, login_name="client_00002", organization_name="Org"
+        )
+        with pytest.raises(errors.UnconfirmedCreateError, match="did not end|ran out"):
+            await asyncio.wait_for(client.accounts.resolve(pending, wait=0.0), timeout=5)
