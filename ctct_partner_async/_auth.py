@@ -31,7 +31,7 @@ import attrs
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
 from ._flight import SingleFlight
-from ._protocol import AsyncTransport, Request, Response, credential_secrets, error_for
+from ._protocol import AsyncTransport, Request, Response, credential_secrets, error_for, scrub
 from ._tokens import (
     ADVISORY,
     CREDENTIAL_STATUSES,
@@ -366,9 +366,8 @@ class TokenManager:
         except errors.TransportError as exc:
             raise errors.AuthenticationError(f"token endpoint {self._token_url} unreachable: {exc}") from exc
         if response.status != 200:
-            raise errors.AuthenticationError(
-                describe_refusal(self._token_url, response)
-            ) from self._status_error(request, response)
+            message = scrub(describe_refusal(self._token_url, response), self._secrets())
+            raise errors.AuthenticationError(message) from self._status_error(request, response)
         try:
             return parse_token_response(
                 response, received_mono=self._clock.monotonic(), received_wall=self._clock.time()
@@ -378,9 +377,12 @@ class TokenManager:
 
     def _status_error(self, request: Request, response: Response) -> errors.APIError:
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
+        return error_for(request.method, self._token_url, response, now=now, secrets=self._secrets())
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What a token request carries that an error answer must not repeat."""
         basic = basic_auth(self._client_id, self._client_secret)
-        secrets = (self._client_secret, *credential_secrets({"Authorization": basic}, None))
-        return error_for(request.method, self._token_url, response, now=now, secrets=secrets)
+        return (self._client_secret, *credential_secrets({"Authorization": basic}, None))
 
     # -- bookkeeping --------------------------------------------------------------------------------------
     def _hold(self, token: Token) -> None:

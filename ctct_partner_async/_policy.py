@@ -187,8 +187,8 @@ class _Run:
         retry = self._retry
         if state.attempt_number >= retry.policy.max_attempts:
             return True
-        if retry._clock.monotonic() + (state.upcoming_sleep or 0.0) >= self._deadline:
-            return True
+        if retry._clock.monotonic() + (state.upcoming_sleep or 0.0) > self._deadline:
+            return True  # the wait would end past the deadline
         return self._decision.spends_budget and not retry._budget.withdraw()
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:

@@ -256,12 +256,13 @@ def error_for(
     """
     now = now or dt.datetime.now(dt.UTC)
     keys, messages = parse_error_body(response.body)
-    body = response.body[:MAX_ERROR_BODY].decode("utf-8", "replace")
     secrets = tuple(secrets)
-    if secrets:
+    if secrets:  # scrubbed before anything is cut short, so no part of a secret survives a cut
         keys = [scrub(k, secrets) for k in keys]
         messages = [scrub(m, secrets) for m in messages]
-        body = scrub(body, secrets)
+        body = scrub(response.body[: MAX_ERROR_BODY * 4].decode("utf-8", "replace"), secrets)[:MAX_ERROR_BODY]
+    else:
+        body = response.body[:MAX_ERROR_BODY].decode("utf-8", "replace")
     fields: dict[str, Any] = {
         "method": method,
         "url": url,

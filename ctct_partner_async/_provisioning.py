@@ -114,10 +114,10 @@ ReadPage = Callable[[str | None, float], Awaitable[AccountPage]]
 class _Sweep:
     """One read of the list, shared: what it found so far, who waits on it, and when it ended."""
 
-    __slots__ = ("changed", "deadlines", "done", "error", "index", "pages", "started_at", "task")
+    __slots__ = ("changed", "deadlines", "done", "error", "index", "number", "pages", "task")
 
-    def __init__(self, started_at: float) -> None:
-        self.started_at = started_at
+    def __init__(self, number: int) -> None:
+        self.number = number
         self.index = AccountIndex()
         self.pages = 0
         self.done = False
@@ -131,18 +131,18 @@ class _Sweep:
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
 
-    def until(self, now: float) -> float:
-        """The latest deadline of those still waiting (``now`` if nobody waits)."""
-        return max(self.deadlines, default=now)
+    def first_deadline(self, now: float) -> float:
+        """The earliest deadline of those still waiting (``now`` if nobody waits)."""
+        return min(self.deadlines, default=now)
 
 
 class Reconciler:
     """Finds accounts in the list, with one bounded sweep at a time shared by every waiter.
 
     A waiter sees the accounts as each page arrives (a match ends its wait at once) and leaves at its
-    own deadline, at the first page boundary after it; the sweep goes on while anyone waits, and stops
-    when nobody does, at a page that links back, or after ``max_pages``. A page's retries end at the
-    latest deadline of the waiters.
+    own deadline: a page's retries end at the earliest deadline of the waiters, who are then woken (and
+    those whose time is up leave), and the page is tried again for the others. The sweep goes on while
+    anyone waits, and stops when nobody does, at a page that links back, or after ``max_pages``.
     """
 
     def __init__(
@@ -160,6 +160,7 @@ class Reconciler:
         self._max_pages = max_pages
         self._min_timeout = min_timeout
         self._sweep: _Sweep | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.sweeps = 0
 
@@ -180,20 +181,26 @@ class Reconciler:
         look_until = now + wait
         deadline = now + (wait + self._min_timeout if within is None else max(wait, within))
         while True:
-            hit, problem = await self._look(login_name, organization_name, self._clock.monotonic(), deadline)
+            hit, problem = await self._look(login_name, organization_name, self._fresh_from(), deadline)
             if hit is not None:
                 return hit
             now = self._clock.monotonic()
             if now >= look_until or now >= deadline:
                 if problem is not None:
                     raise errors.UnconfirmedCreateError(
-                        f"the account list was not read to its end ({problem})"
+                        f"the account list was not read to its end ({problem}; with a long list, allow "
+                        "more time: reconcile_timeout, --reconcile-timeout)"
                     )
                 return None
             await self._clock.sleep(min(self.interval, look_until - now))
 
+    def _fresh_from(self) -> int:
+        """The number of the first sweep that can tell a look starting now that an account is absent:
+        the next one (one running now may have read the relevant page before the account appeared)."""
+        return self.sweeps + 1
+
     async def _look(
-        self, login_name: str, organization_name: str | None, not_before: float, deadline: float
+        self, login_name: str, organization_name: str | None, fresh_from: int, deadline: float
     ) -> tuple[AccountSummary | None, str | None]:
         """One look: the match, or ``None`` and why the sweep behind it is incomplete (``None``: complete)."""
         while True:
@@ -207,15 +214,15 @@ class Reconciler:
                     if hit is not None:
                         return hit, None
                     if sweep.done:
-                        if sweep.error is not None:
-                            raise sweep.error
+                        if sweep.error is not None:  # shared by every waiter: each gets its own traceback
+                            raise sweep.error.with_traceback(None)
                         break
                     if self._clock.monotonic() >= deadline:
                         return None, f"the wait ran out after {sweep.pages} pages"
                     await sweep.changed.wait()
             finally:
                 self._leave(sweep, deadline)
-            if sweep.started_at >= not_before or self._clock.monotonic() >= deadline:
+            if sweep.number >= fresh_from or self._clock.monotonic() >= deadline:
                 return None, sweep.index.problem
             # that sweep began before this look was needed: its "not listed" may be stale, read again
 
@@ -223,8 +230,12 @@ class Reconciler:
         if self._closed:
             raise errors.ClientClosedError("this client is closed; create a new one")
         self.sweeps += 1
-        sweep = _Sweep(self._clock.monotonic())
-        sweep.task = asyncio.get_running_loop().create_task(self._run(sweep), name="account list sweep")
+        sweep = _Sweep(self.sweeps)
+        sweep.task = task = asyncio.get_running_loop().create_task(
+            self._run(sweep), name="account list sweep"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         self._sweep = sweep
         return sweep
 
@@ -255,7 +266,7 @@ class Reconciler:
         index, href, seen = sweep.index, None, set()
         try:
             while True:
-                page = await self._read_page(href, sweep.until(self._clock.monotonic()))
+                page = await self._page(sweep, href)
                 index.add(page.accounts)
                 sweep.pages += 1
                 href = page.next_href
@@ -270,10 +281,11 @@ class Reconciler:
                 if sweep.pages >= self._max_pages:
                     index.problem = f"it did not end within {self._max_pages} pages"
                     return
-                if self._clock.monotonic() >= sweep.until(-float("inf")):
+                sweep.notify()
+                await asyncio.sleep(0)  # let the waiters look (a transport that never yields included)
+                if not sweep.deadlines or self._clock.monotonic() >= max(sweep.deadlines):
                     index.problem = f"the wait ran out after {sweep.pages} pages"
                     return
-                sweep.notify()
         except asyncio.CancelledError:
             self._stop(sweep)  # a no-op when whoever cancelled it ended it already
         except errors.MalformedResponseError as exc:
@@ -284,14 +296,30 @@ class Reconciler:
             if not sweep.done:
                 self._end(sweep)
 
+    async def _page(self, sweep: _Sweep, href: str | None) -> AccountPage:
+        """The page at ``href``, its retries ending at the first waiter's deadline; after a transient
+        failure there, the waiters whose time is up leave and the page is tried again for the others."""
+        while True:
+            try:
+                return await self._read_page(href, sweep.first_deadline(self._clock.monotonic()))
+            except (errors.ServerError, errors.TransportError, errors.ThrottledError) as exc:
+                if isinstance(exc, errors.QuotaExceededError):
+                    raise
+                sweep.notify()
+                await asyncio.sleep(0)  # the waiters whose deadline has passed leave now
+                now = self._clock.monotonic()
+                if not sweep.deadlines or max(sweep.deadlines) <= now:
+                    raise
+                await self._clock.sleep(min(self.interval, sweep.first_deadline(now) - now))
+
     async def aclose(self) -> None:
         """Cancel a sweep in flight and wait for it to end; no new sweep starts."""
         self._closed = True
         sweep = self._sweep
         if sweep is not None:
             self._stop(sweep, errors.ClientClosedError("the client was closed during the account list sweep"))
-            if sweep.task is not None:
-                await asyncio.wait([sweep.task])
+        if self._tasks:  # that one, and any stopped earlier that has not ended yet
+            await asyncio.wait(list(self._tasks))
 
 
 def check_seconds(name: str, value: float) -> None:

@@ -33,11 +33,27 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _text(row: Mapping[str, Any], name: str) -> str | None:
+def _text(row: Mapping[str, Any], name: str, problems: list[FieldError]) -> str | None:
+    """The field as text: a string, or a whole number written as one (a JSON row's ``5551234``)."""
     value = row.get(name)
     if _blank(value):
         return None
-    return value.strip() if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    problems.append(FieldError(name, f"must be text, not {_json_type(value)}"))
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, float):
+        return "a decimal number"
+    return (
+        "a list" if isinstance(value, list | tuple) else "an object" if isinstance(value, Mapping) else "that"
+    )
 
 
 def _bool(row: Mapping[str, Any], name: str, problems: list[FieldError]) -> bool | None:
@@ -74,10 +90,12 @@ def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
     problems: list[FieldError] = []
     values: dict[str, Any] = {}
     for name in NEW_ACCOUNT_FIELDS:
-        values[name] = _bool(row, name, problems) if name in BOOL_FIELDS else _text(row, name)
+        values[name] = _bool(row, name, problems) if name in BOOL_FIELDS else _text(row, name, problems)
+    named = {p.field for p in problems}
     for name in ("contact_email", "login_name", "country_code"):
         if values[name] is None:
-            problems.append(FieldError(name, "is required"))
+            if name not in named:
+                problems.append(FieldError(name, "is required"))
             values[name] = ""
     values["state_code"] = values["state_code"] or ""
     account = NewAccount(**values)
@@ -87,9 +105,10 @@ def new_account_from_row(row: Mapping[str, Any]) -> NewAccount:
 
 
 def _account_id(row: Mapping[str, Any], problems: list[FieldError]) -> str:
-    account_id = _text(row, "encoded_account_id")
+    account_id = _text(row, "encoded_account_id", problems)
     if account_id is None:
-        problems.append(FieldError("encoded_account_id", "is required"))
+        if "encoded_account_id" not in {p.field for p in problems}:
+            problems.append(FieldError("encoded_account_id", "is required"))
         return ""
     try:
         validation.check_account_id(account_id)
@@ -104,7 +123,7 @@ def plan_change_from_row(
     """The account id and plan change a row describes; ``plan_type`` must be one of ``allowed_plan_types``."""
     problems: list[FieldError] = []
     account_id = _account_id(row, problems)
-    plan_type = (_text(row, "plan_type") or "").upper()
+    plan_type = (_text(row, "plan_type", problems) or "").upper()
     if not plan_type:
         problems.append(FieldError("plan_type", "is required"))
     elif plan_type not in allowed_plan_types:
@@ -121,7 +140,7 @@ def plan_change_from_row(
 
 
 def _effective_date(row: Mapping[str, Any], problems: list[FieldError]) -> dt.datetime | None:
-    text = _text(row, "effective_date")
+    text = _text(row, "effective_date", problems)
     if text is None:
         return None
     try:

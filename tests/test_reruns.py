@@ -553,7 +553,7 @@ async def test_a_throttled_page_does_not_outlast_the_reconcile_timeout() -> None
 
     async with mock_client(MockTransport(handle), clock) as client:
         started = clock.monotonic()
-        with pytest.raises(errors.UnconfirmedCreateError, match="could not be searched"):
+        with pytest.raises(errors.UnconfirmedCreateError, match="not read to its end"):
             await client.accounts.create(new_account(), reconcile_timeout=5.0)
         assert clock.monotonic() - started <= 6.0
 
@@ -727,3 +727,41 @@ async def test_a_sweep_stopped_before_it_started_never_strands_a_later_lookup() 
         )
         with pytest.raises(errors.UnconfirmedCreateError, match="did not end|ran out"):
             await asyncio.wait_for(client.accounts.resolve(pending, wait=0.0), timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "attempts", "gave_up_at"), [(30, 5, 120.0), (25, 5, 100.0), (50, 5, 120.0)]
+)
+async def test_no_retry_sleeps_past_the_deadline(retry_after: int, attempts: int, gave_up_at: float) -> None:
+    """Throttled answers with ``Retry-After``: retries go on while the wait ends by the deadline (120 s),
+    and the call gives up at once when it would end after it (50 s is capped at the policy's 30 s)."""
+    clock = FakeClock(autojump=True)
+    seen: list[float] = []
+
+    def handle(request: Request) -> Response:
+        seen.append(clock.monotonic())
+        body = b'[{"error_key": "throttled", "error_message": "slow down"}]'
+        return Response(429, {"Retry-After": str(retry_after)}, body)
+
+    async with mock_client(MockTransport(handle), clock) as client:
+        started = clock.monotonic()
+        with pytest.raises(errors.ThrottledError):
+            await client.accounts.get_plan("a07e1my9tbw0")
+        assert len(seen) == attempts
+        assert clock.monotonic() - started == pytest.approx(gave_up_at, abs=0.01)
+
+
+async def test_send_until_ends_the_retries_earlier_than_the_policy() -> None:
+    clock = FakeClock(autojump=True)
+    seen: list[float] = []
+
+    def handle(request: Request) -> Response:
+        seen.append(clock.monotonic())
+        return Response(429, {"Retry-After": "3"}, b'[{"error_key": "throttled", "error_message": "x"}]')
+
+    async with mock_client(MockTransport(handle), clock) as client:
+        start = clock.monotonic()
+        request = Request("GET", "partner/accounts/a07e1my9tbw0/plan", "get_plan")
+        with pytest.raises(errors.ThrottledError):
+            await client._pipeline.send(request, until=start + 10)
+    assert [round(t - start) for t in seen] == [0, 3, 6, 9]
