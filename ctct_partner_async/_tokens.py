@@ -4,12 +4,20 @@ token must be renewed.
 Two clocks meet here. A ``Token`` keeps its deadline on the *monotonic* clock (it never jumps); the JWT's
 ``exp`` and a shared cache speak *wall-clock* epoch seconds. The wall clock is only ever used to cross-check
 (``min`` with ``expires_in``) or to carry a deadline between processes, never alone.
+
+A lifetime is believed only when it is a finite positive number: ``expires_in`` may come as a JSON number or
+a numeric string (``"3599"``); NaN, an infinity, zero, a negative value, a boolean or text mean "unknown".
+Unknown falls back to the JWT's ``exp``, then to :data:`DEFAULT_LIFETIME` with one warning on the
+``ctct_partner_async.auth`` logger. A non-finite deadline never reaches the renewal arithmetic: such a token
+counts as expired.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
@@ -27,8 +35,10 @@ DEFAULT_TOKEN_URL = "https://v3api-partner.auth.us-east-1.amazoncognito.com/oaut
 NEWER_TOKEN_URL = "https://authz.constantcontact.com/partners/oauth2/default/v1/token"  # noqa: S105
 DEFAULT_SCOPE = "v3api/general.partner"
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
-DEFAULT_LIFETIME: Final = 3600.0
-"""Seconds a token is taken to live when the answer says nothing (the documented hour)."""
+DEFAULT_LIFETIME: Final = 300.0
+"""Seconds a token is taken to live when neither ``expires_in`` nor the JWT's ``exp`` says anything usable.
+Conservative (the documented life is an hour): renewing early costs one request, renewing late a failed
+call."""
 CREDENTIAL_STATUSES: Final = frozenset({400, 401, 403})
 """Token-endpoint statuses that mean "these credentials (or this request) will never work": no retry."""
 ADVISORY_SHARE: Final = 0.5
@@ -40,6 +50,9 @@ Phase = Literal["fresh", "advisory", "mandatory"]
 FRESH: Final[Phase] = "fresh"
 ADVISORY: Final[Phase] = "advisory"
 MANDATORY: Final[Phase] = "mandatory"
+
+logger = logging.getLogger("ctct_partner_async.auth")  # the token lifecycle's logger, as in _auth
+_NUMERIC = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # plain decimal, ASCII digits only
 
 
 @attrs.frozen
@@ -84,9 +97,34 @@ def build_token_request(token_url: str, scope: str | None = DEFAULT_SCOPE) -> Re
 
 
 def _number(value: object) -> float | None:
+    """``value`` as a finite float if it is a JSON number (not a boolean), else ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too big for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _seconds(value: object) -> float | None:
+    """A lifetime in seconds from ``value`` (a number or a numeric string), or ``None`` if unusable."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = float(text) if _NUMERIC.fullmatch(text) else None
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def _exp_lifetime(claims: Mapping[str, Any], received_wall: float) -> float | None:
+    """Seconds to the JWT's ``exp`` (``exp - iat`` if the local wall clock puts it in the past), or
+    ``None`` if the JWT says nothing usable."""
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    if exp is not None and exp > received_wall:
+        return exp - received_wall
+    if exp is not None and iat is not None and exp > iat:
+        return exp - iat
+    return None
 
 
 def token_lifetime(expires_in: object, claims: Mapping[str, Any], received_wall: float) -> float:
@@ -94,20 +132,23 @@ def token_lifetime(expires_in: object, claims: Mapping[str, Any], received_wall:
 
     ``exp`` is read against the local wall clock at receipt. If that puts ``exp`` in the past, the local
     clock is wrong by more than the token's life, so it is not trusted: ``exp - iat`` (the lifetime the
-    issuer meant) stands in. ``ValueError`` if ``expires_in`` is there but not a number.
+    issuer meant) stands in. An unusable ``expires_in`` (see the module docstring) or ``exp`` is left out;
+    with neither, :data:`DEFAULT_LIFETIME`, logged once as a warning. Always finite and positive.
     """
-    candidates: list[float] = []
-    if expires_in is not None:
-        seconds = _number(expires_in)
-        if seconds is None:
-            raise ValueError("the token endpoint answered with a non-numeric expires_in")
-        candidates.append(seconds)
-    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
-    if exp is not None and exp > received_wall:
-        candidates.append(exp - received_wall)
-    elif exp is not None and iat is not None:
-        candidates.append(exp - iat)
-    return min(candidates) if candidates else DEFAULT_LIFETIME
+    candidates = [
+        seconds
+        for seconds in (_seconds(expires_in), _exp_lifetime(claims, received_wall))
+        if seconds is not None
+    ]
+    if candidates:
+        return min(candidates)
+    said = "no expires_in" if expires_in is None else f"an unusable expires_in ({type(expires_in).__name__})"
+    logger.warning(
+        "token endpoint answered with %s and a token without a usable exp; taking it to live %g s",
+        said,
+        DEFAULT_LIFETIME,
+    )
+    return DEFAULT_LIFETIME
 
 
 def parse_token_response(response: Response, *, received_mono: float, received_wall: float) -> Token:
@@ -115,8 +156,8 @@ def parse_token_response(response: Response, *, received_mono: float, received_w
 
     ``expires_in`` counts from ``received_mono`` (the monotonic clock at receipt); ``exp`` is wall-clock
     time, turned into a monotonic deadline through ``received_wall`` (see :func:`token_lifetime`). An
-    opaque (non-JWT) token is fine. ``ValueError`` if there is no ``access_token``; the message never
-    quotes the body.
+    opaque (non-JWT) token is fine, and so is an unusable ``expires_in`` (it counts as unknown).
+    ``ValueError`` if there is no ``access_token``; the message never quotes the body.
     """
     data = decode_json(response)
     value = data.get("access_token") if isinstance(data, dict) else None
@@ -132,10 +173,11 @@ def renewal_phase(token: Token | None, now: float, advisory_window: float, manda
     ``mandatory`` (no token, expired, or within ``mandatory_window`` of expiry: callers wait for a new
     one), ``advisory`` (within ``advisory_window``: renew in the background, keep using this one) or
     ``fresh``. The advisory window is capped at half the token's lifetime, the mandatory one at a quarter.
+    A token whose deadline is not a finite number is expired.
     """
-    if token is None:
+    if token is None or not math.isfinite(token.expires_at):
         return MANDATORY
-    if now >= token.expires_at - min(mandatory_window, token.lifetime * MANDATORY_SHARE):
+    if now >= token.expires_at - _window(mandatory_window, token.lifetime, MANDATORY_SHARE):
         return MANDATORY
     if now >= fresh_until(token, advisory_window):
         return ADVISORY
@@ -143,12 +185,23 @@ def renewal_phase(token: Token | None, now: float, advisory_window: float, manda
 
 
 def fresh_until(token: Token, advisory_window: float) -> float:
-    """The monotonic moment ``token`` stops being ``fresh`` (its advisory window starts)."""
-    return token.expires_at - min(advisory_window, token.lifetime * ADVISORY_SHARE)
+    """The monotonic moment ``token`` stops being ``fresh`` (its advisory window starts); ``-inf`` (never
+    fresh) if its deadline is not a finite number."""
+    if not math.isfinite(token.expires_at):
+        return -math.inf
+    return token.expires_at - _window(advisory_window, token.lifetime, ADVISORY_SHARE)
+
+
+def _window(window: float, lifetime: float, share: float) -> float:
+    """``window`` capped at ``share`` of ``lifetime``; a NaN lifetime caps nothing (like an unknown one)."""
+    return window if math.isnan(lifetime) else min(window, lifetime * share)
 
 
 def to_cached(token: Token, *, now_mono: float, now_wall: float) -> CachedToken:
-    """``token`` with its deadline moved to the wall clock, for a cache shared between processes."""
+    """``token`` with its deadline moved to the wall clock, for a cache shared between processes. A
+    deadline that is not a finite number goes as ``now_wall`` (expired)."""
+    if not math.isfinite(token.expires_at):
+        return CachedToken(token.value, now_wall)
     return CachedToken(token.value, now_wall + (token.expires_at - now_mono))
 
 
@@ -156,14 +209,17 @@ def from_cached(cached: CachedToken, *, now_mono: float, now_wall: float) -> Tok
     """A cached token with its deadline back on the monotonic clock.
 
     The JWT's ``exp`` is checked again (the earlier wins); its lifetime is ``exp - iat`` when the JWT
-    says, else what is left of it.
+    says, else what is left of it. A cached deadline that is not a finite number is expired (``now_mono``,
+    lifetime 0).
     """
+    if not math.isfinite(cached.expires_at):
+        return Token(cached.value, now_mono, 0.0)
     claims = jwt_claims(cached.value)
     remaining = cached.expires_at - now_wall
     exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
     if exp is not None:
         remaining = min(remaining, exp - now_wall)
-    lifetime = exp - iat if exp is not None and iat is not None else max(remaining, 0.0)
+    lifetime = exp - iat if exp is not None and iat is not None and exp > iat else max(remaining, 0.0)
     return Token(cached.value, now_mono + remaining, lifetime)
 
 

@@ -8,12 +8,15 @@ from ``--fault name=value``. :meth:`Faults.update` is the checked way in for unt
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 PROBABILITIES = ("create_503", "throttle_429", "error_500", "error_502", "error_504", "drop_after_commit")
 DELAYS = ("latency", "deferred_delay", "token_latency")
+TOKEN_FAIL_STATUSES = range(400, 600)
+"""What ``token_fail_status`` may be: an error status (4xx or 5xx)."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -24,6 +27,8 @@ class Faults:
 
     ``fault_operations`` restricts the probabilistic faults to the named operations (empty: all of them).
     ``latency`` and ``token_latency`` are real delays (``asyncio.sleep``), not clock time.
+    ``token_fail_next`` is a one-shot fault: the next that many token requests answer ``token_fail_status``
+    (each one takes one off), then the endpoint behaves again.
     """
 
     latency: float = 0.0
@@ -36,6 +41,8 @@ class Faults:
     drop_after_commit: float = 0.0
     token_latency: float = 0.0
     token_outage: bool = False
+    token_fail_next: int = 0
+    token_fail_status: int = 503
     fault_operations: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -78,6 +85,16 @@ def coerce_fault(name: str, value: object) -> object:
         return number
     if name == "token_outage":
         return _boolean(name, value)
+    if name == "token_fail_next":
+        count = _integer(name, value)
+        if count < 0:
+            raise ValueError(f"fault {name} counts token requests and cannot be negative, got {value!r}")
+        return count
+    if name == "token_fail_status":
+        status = _integer(name, value)
+        if status not in TOKEN_FAIL_STATUSES:
+            raise ValueError(f"fault {name} is an HTTP error status (400 to 599), got {value!r}")
+        return status
     if name == "fault_operations":
         return _names(value)
     raise ValueError(f"unknown fault {name!r}; known: {', '.join(_field_names())}")
@@ -90,6 +107,17 @@ def _number(name: str, value: object) -> float:
         return float(value)
     except ValueError:
         raise ValueError(f"fault {name} needs a number, got {value!r}") from None
+
+
+def _integer(name: str, value: object) -> int:
+    """A whole number from an int, a whole float (JSON ``3.0``) or a string of digits."""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"fault {name} needs a whole number, got {value!r}")
 
 
 def _boolean(name: str, value: object) -> bool:
