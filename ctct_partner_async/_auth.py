@@ -206,9 +206,10 @@ class _Failure:
     cause: BaseException | None
     at: float
     fail_fast: bool
+    kind: type[errors.AuthenticationError] = errors.AuthenticationError
 
     def raise_error(self) -> NoReturn:
-        raise errors.AuthenticationError(self.message) from self.cause
+        raise self.kind(self.message) from self.cause
 
 
 _Outcome = Token | _Failure
@@ -367,7 +368,9 @@ class TokenManager:
             raise errors.AuthenticationError(f"token endpoint {self._token_url} unreachable: {exc}") from exc
         if response.status != 200:
             message = scrub(describe_refusal(self._token_url, response), self._secrets())
-            raise errors.AuthenticationError(message) from self._status_error(request, response)
+            refused = response.status in CREDENTIAL_STATUSES  # wrong credentials: never worth asking again
+            cls = errors.CredentialsRefusedError if refused else errors.AuthenticationError
+            raise cls(message) from self._status_error(request, response)
         try:
             return parse_token_response(
                 response, received_mono=self._clock.monotonic(), received_wall=self._clock.time()
@@ -402,7 +405,7 @@ class TokenManager:
         now = self._clock.monotonic()
         status = getattr(cause, "status", None)
         fail_fast = reason != ADVISORY or status in CREDENTIAL_STATUSES
-        self._failure = _Failure(str(error), cause, now, fail_fast)
+        self._failure = _Failure(str(error), cause, now, fail_fast, type(error))
         self._advisory_not_before = now + self._backoff
         self._backoff = min(self._backoff * 2, self._settings.backoff_max)
         detail = TokenRefresh(

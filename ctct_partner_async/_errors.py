@@ -4,7 +4,8 @@ Every exception derives from :class:`CtctError`::
 
     CtctError
     ├── ValidationError            bad input, raised before anything is sent (also a ValueError)
-    ├── AuthenticationError        no usable JWT: wrong credentials, token endpoint down, 401 twice
+    ├── AuthenticationError        no usable JWT: token endpoint down past its retries, 401 twice
+    │   └── CredentialsRefusedError  the token endpoint refused the client credentials
     ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
     ├── ClientClosedError          the client was closed (before or during the call); also a RuntimeError
     ├── MalformedResponseError     a success status with a body that isn't the documented JSON
@@ -49,6 +50,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "ConnectError",
+    "CredentialsRefusedError",
     "CtctError",
     "FieldError",
     "MalformedResponseError",
@@ -152,6 +154,14 @@ class ValidationError(CtctError, ValueError):
 
 class AuthenticationError(CtctError):
     """No valid JWT could be had, or the API refused a fresh one."""
+
+
+class CredentialsRefusedError(AuthenticationError):
+    """The token endpoint said the client credentials are wrong (400/401/403, ``invalid_client``, ...).
+
+    Never retried: only this (and a spent quota) stops a bulk job. An unreachable or failing token
+    endpoint is a plain ``AuthenticationError``, raised only after its retries.
+    """
 
 
 class RateLimitError(CtctError):

@@ -623,3 +623,18 @@ async def test_throttled_token_requests_give_up_after_two_more_tries(
     with pytest.raises(errors.AuthenticationError):
         await waiting
     assert len(endpoint.sent) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "refused"), [(400, True), (401, True), (403, True), (503, False), (500, False)]
+)
+async def test_refused_credentials_are_told_apart(
+    manager: TokenManager, endpoint: FakeEndpoint, status: int, refused: bool
+) -> None:
+    """400/401/403 from the token endpoint is ``CredentialsRefusedError`` (an ``AuthenticationError``);
+    a failing endpoint is a plain ``AuthenticationError``."""
+    endpoint.script.append(status)
+    with pytest.raises(errors.AuthenticationError) as info:
+        await manager.get_token()
+    assert isinstance(info.value, errors.CredentialsRefusedError) is refused
+    assert URL in str(info.value)

@@ -186,7 +186,7 @@ async def test_token_outage_over_the_advisory_window() -> None:
 
 
 async def test_wrong_secret_fails_fast_naming_the_token_url() -> None:
-    """A wrong client secret: AuthenticationError naming the token URL, at most one token request a second."""
+    """A wrong client secret: CredentialsRefusedError naming the token URL, at most one token request a second."""
     fake = FakeClock()
     async with sandbox_client(fake, secret=WRONG_SECRET) as (sb, client):
         raised: list[BaseException] = []
@@ -195,7 +195,7 @@ async def test_wrong_secret_fails_fast_naming_the_token_url() -> None:
             fake.advance(0.25)
         times, stats = token_times(sb), sb.sandbox.stats()
     assert len(raised) == 1000 + 11 * 200
-    assert {type(e) for e in raised} == {errors.AuthenticationError}
+    assert {type(e) for e in raised} == {errors.CredentialsRefusedError}  # an AuthenticationError
     message = str(raised[0])
     assert sb.token_url in message and "HTTP 401 invalid_client" in message
     assert WRONG_SECRET not in message
