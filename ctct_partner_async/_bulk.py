@@ -24,17 +24,15 @@ import attrs
 
 from ._accounts import Accounts
 from ._errors import (
-    AuthenticationError,
     ConflictError,
     CtctError,
     FieldError,
-    QuotaExceededError,
     UnconfirmedCreateError,
     ValidationError,
 )
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from ._protocol import scrub
-from ._provisioning import check_seconds
+from ._provisioning import UNREADABLE_LIST, check_seconds
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
 from ._validation import check_new_account
 from .journal import Entry, Journal, JournalError, NullJournal
@@ -60,8 +58,9 @@ class OutcomeState(enum.StrEnum):
     INVALID = "invalid"
 
 
-STOPS_THE_JOB = (QuotaExceededError, AuthenticationError)
-"""Errors no later row can escape: once one is met, the remaining rows are reported failed, not sent."""
+STOPS_THE_JOB = UNREADABLE_LIST
+"""Errors no later row can escape (every later request meets them, the account list's too): once one is
+met, the remaining rows are reported failed, not sent."""
 
 
 def stopping_error(error: BaseException | None) -> CtctError | None:
@@ -469,7 +468,8 @@ class _Runner(Generic[P]):
     def _resolved(
         self, index: int, pending: CreateResult, payload: P, resolved: CreateResult | BaseException
     ) -> Outcome:
-        key, journal_key = pending.login_name, pending.login_name.lower()
+        key = pending.login_name
+        journal_key = self.job.journal_key(key)
         if isinstance(resolved, ConflictError):
             error = self.job.scrub(f"stored by the API (503) but never created: {resolved}", payload)
             self.journal.record(journal_key, index, "failed", error=error)

@@ -83,12 +83,6 @@ class AccountIndex:
     by_owner: dict[str, AccountSummary] = attrs.Factory(dict)
     problem: str | None = None
 
-    @classmethod
-    def build(cls, accounts: Iterable[AccountSummary], problem: str | None = None) -> AccountIndex:
-        index = cls(problem=problem)
-        index.add(accounts)
-        return index
-
     def add(self, accounts: Iterable[AccountSummary]) -> None:
         for acct in accounts:
             if acct.site_owner_name:

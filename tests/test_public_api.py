@@ -74,22 +74,24 @@ def test_readme_names_no_private_module() -> None:
     assert leaks == []
 
 
-def test_readme_mock_transport_example_runs_as_printed() -> None:
-    """The README's MockTransport example runs as printed and prints what its comment says."""
-    section = README.read_text().split("### Testing your code without a network", 1)[1]
+def run_readme_example(heading: str) -> tuple[str, str]:
+    """The first Python block under ``heading`` in the README, run as printed: (its code, its stdout)."""
+    section = README.read_text().split(heading, 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == "created a07e1my9tbw0 1"
+    return code.group(1), done.stdout
+
+
+def test_readme_mock_transport_example_runs_as_printed() -> None:
+    """The README's MockTransport example runs as printed and prints what its comment says."""
+    _, stdout = run_readme_example("### Testing your code without a network")
+    assert stdout.splitlines()[0] == "created a07e1my9tbw0 1"
 
 
 def test_readme_rerun_example_runs_as_printed() -> None:
     """The README's journal-lock and adopt-existing example runs as printed and prints its comments."""
-    section = README.read_text().split("### Reruns: the journal, its lock", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    promised = re.findall(r"print\(.*\)  # (.*)", code.group(1))
-    assert done.stdout.splitlines() == promised
+    code, stdout = run_readme_example("### Reruns: the journal, its lock")
+    promised = re.findall(r"print\(.*\)  # (.*)", code)
+    assert stdout.splitlines() == promised

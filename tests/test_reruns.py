@@ -132,7 +132,8 @@ def test_the_matching_rule_both_ways(listed: str | None, wanted: str | None, mat
     listed account with the login under another organization is a conflict, never a match."""
     assert same_organization(listed, wanted) is matches
     assert same_organization(wanted, listed) is matches
-    index = AccountIndex.build([summary("Owner_1", listed)])
+    index = AccountIndex()
+    index.add([summary("Owner_1", listed)])
     if matches:
         hit = index.match("owner_1", wanted)
         assert hit is not None and hit.encoded_account_id == "id-Owner_1"
