@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any, Final, TypedDict
 
 from benchmarks.bench_sandbox import ROOT, available_cores, pin, server_process
-from ctct_partner_async import NewAccount, PartnerClient
+from ctct_partner_async import NewAccount, PartnerClient, TokenSettings
 
 __all__ = ["CLIENT", "ROOT", "client", "rows", "sandbox"]
 
@@ -54,6 +54,7 @@ def sandbox(*flags: str) -> Iterator[str]:
 
 def client(base: str, **options: Any) -> PartnerClient:
     """A ``PartnerClient`` for the sandbox at ``base``."""
+    options.setdefault("token_settings", TokenSettings(first_request_jitter=0))  # one process
     return PartnerClient(base_url=base + "/v3", token_url=base + "/oauth2/token", **CLIENT, **options)
 
 

@@ -34,6 +34,7 @@ class Accounts:
 
     def __init__(self, client: Sender, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
+        self.clock = clock
         self.reconciler = provisioning.Reconciler(self._read_page, clock)
 
     async def aclose(self) -> None:

@@ -6,14 +6,25 @@ the client build the client-credentials manager from ``client_id`` and ``client_
 
 The manager's lifecycle, for a token that expires at ``E`` (monotonic clock)::
 
-    fresh ........ E - advisory_window ...... E - mandatory_window ...... E
-    served as is   renewed in the background,  callers wait for the new token
-                   callers keep the old one
+    fresh ....... E - advisory_window ...... E - mandatory_window ...... E - usable_for ...... E
+    served as is  renewed in the background, callers wait for the        no usable token: callers
+                  callers keep the old one   renewal; if it fails, they   wait for a new one, each
+                                             keep the old one             up to its deadline
 
 One token request is in flight at a time, whatever the concurrency, and the endpoint is never asked twice
-within ``min_interval``. A failed background renewal keeps the old token and backs off; a failed renewal
-that callers wait for raises ``AuthenticationError`` (its ``__cause__`` says why) to all of them, and
-callers in the next ``min_interval`` get the same answer without a request. ``invalidate`` is
+within ``min_interval``. A client's very first request waits a random part of ``first_request_jitter``,
+so workers started together on one client id don't all ask at once.
+
+A failed request is *transient* when the pipeline's retry decision would retry it (connect errors,
+timeouts, 5xx, 429 ``throttled``: the token request is idempotent), else *final* (refused credentials,
+another 4xx, an answer without a token). Transient failures are asked again, with full-jitter backoff,
+for as long as some caller waits (no usable token is held), each caller up to its own deadline (the
+retry policy's ``deadline`` from when it started waiting; an attempt already in flight is bounded by
+the transport's timeouts); then it raises ``TokenUnavailableError`` with the last cause. A final failure
+reaches every waiter at once, and callers in the next ``min_interval`` get it without a request.
+
+A valid token is never thrown away: whatever the failure, callers keep a held token while it is valid for
+more than ``usable_for`` seconds, and renewal goes on behind them after a backoff. ``invalidate`` is
 compare-and-clear, so a thousand 401s on one revoked token cause one renewal.
 """
 
@@ -23,6 +34,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import random
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, Protocol, runtime_checkable
 
@@ -31,6 +43,7 @@ import attrs
 from . import _errors as errors
 from ._clock import SYSTEM_CLOCK, Clock
 from ._flight import SingleFlight
+from ._policy import RetryDecision, RetryPolicy, decide
 from ._protocol import AsyncTransport, Request, Response, credential_secrets, error_for, scrub
 from ._tokens import (
     ADVISORY,
@@ -48,6 +61,7 @@ from ._tokens import (
     parse_token_response,
     renewal_phase,
     to_cached,
+    usable_until,
 )
 
 __all__ = [
@@ -70,25 +84,33 @@ ERROR = "error"
 
 
 def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
+    if not value >= 0:  # NaN too
         rule = "cannot be negative"
         raise errors.ValidationError([errors.FieldError(f"token_settings.{attribute.name}", rule)])
 
 
 @attrs.frozen(kw_only=True)
 class TokenSettings:
-    """When to renew the JWT: ``advisory_window`` seconds before expiry a renewal starts in the
-    background while callers keep the still-valid token; ``mandatory_window`` seconds before expiry
-    callers wait for the new one (capped at a half and a quarter of the token's lifetime). The token endpoint
-    is never asked more than once per ``min_interval``. After a failed background renewal the next one
-    waits ``backoff_initial`` seconds, doubling up to ``backoff_max``.
+    """When to renew the JWT and how to treat the token endpoint.
+
+    ``advisory_window`` seconds before expiry a renewal starts in the background while callers keep the
+    still-valid token; ``mandatory_window`` seconds before expiry callers wait for the new one (capped at
+    a half and a quarter of the token's lifetime). If that renewal fails, callers keep the held token
+    while it is valid for more than ``usable_for`` seconds (capped at half the mandatory window). The
+    token endpoint is never asked more than once per ``min_interval``; a client's first request waits a
+    random 0 to ``first_request_jitter`` seconds (set 0 when a single process uses the client id).
+    Transient failures are asked again after a full-jitter backoff from ``backoff_initial`` seconds,
+    doubling up to ``backoff_max``, while callers wait; after a failure with a usable token held, the
+    next background renewal waits that backoff (without jitter).
     """
 
     advisory_window: float = attrs.field(default=300.0, validator=_not_negative)
     mandatory_window: float = attrs.field(default=60.0, validator=_not_negative)
+    usable_for: float = attrs.field(default=10.0, validator=_not_negative)
     min_interval: float = attrs.field(default=1.0, validator=_not_negative)
     backoff_initial: float = attrs.field(default=1.0, validator=_not_negative)
     backoff_max: float = attrs.field(default=60.0, validator=_not_negative)
+    first_request_jitter: float = attrs.field(default=0.5, validator=_not_negative)
     scope: str | None = DEFAULT_SCOPE
 
     def __attrs_post_init__(self) -> None:
@@ -104,6 +126,8 @@ class TokenRefresh:
     ``reason`` is ``"initial"``, ``"advisory"`` (background, before expiry), ``"mandatory"`` (callers
     waited) or ``"unauthorized"`` (the API refused the token); ``duration`` is in seconds by the client's
     clock; ``outcome`` is ``"ok"`` or ``"error"``, with the ``error`` and the endpoint's HTTP ``status``.
+    ``attempt`` counts the requests of one renewal: every failed one is reported, ``retrying`` says
+    whether another follows.
     """
 
     reason: str
@@ -111,6 +135,8 @@ class TokenRefresh:
     outcome: str
     error: BaseException | None = None
     status: int | None = None
+    attempt: int = 1
+    retrying: bool = False
 
 
 def log_token_refresh(detail: TokenRefresh) -> None:
@@ -119,7 +145,11 @@ def log_token_refresh(detail: TokenRefresh) -> None:
         logger.info("partner token renewed (%s) in %.3fs", detail.reason, detail.duration)
     else:
         logger.warning(
-            "partner token renewal (%s) failed after %.3fs: %s", detail.reason, detail.duration, detail.error
+            "partner token renewal (%s) failed after %.3fs: %s%s",
+            detail.reason,
+            detail.duration,
+            detail.error,
+            f" (attempt {detail.attempt}; asking again)" if detail.retrying else "",
         )
 
 
@@ -200,27 +230,37 @@ class MemoryTokenCache:
 
 @attrs.frozen
 class _Failure:
-    """A renewal that gave no token: what every waiting caller raises."""
+    """A renewal that gave no token: what the callers waiting for it raise (each its own exception)."""
 
     message: str
     cause: BaseException | None
     at: float
     fail_fast: bool
-    kind: type[errors.AuthenticationError] = errors.AuthenticationError
+    kind: type[errors.CtctError] = errors.AuthenticationError
 
     def raise_error(self) -> NoReturn:
         raise self.kind(self.message) from self.cause
 
 
-_Outcome = Token | _Failure
+_Outcome = str | _Failure
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    """A caller waiting for a token, until its ``deadline`` (monotonic)."""
+
+    deadline: float
+    future: asyncio.Future[_Outcome]
 
 
 class TokenManager:
     """Client-credentials tokens: fetched on demand, renewed before expiry, one request at a time.
 
     ``on_token_refresh`` hears about every token request (default: :func:`log_token_refresh`); ``cache``
-    keeps renewed tokens (default: a :class:`MemoryTokenCache`). Call :meth:`aclose` when done: it stops
-    a background renewal. Neither the secret nor the token ever shows in a repr, a log record or an error.
+    keeps renewed tokens (default: a :class:`MemoryTokenCache`); ``retry_policy`` gives the transient
+    failures the client's retry decision and each waiting caller its deadline. Call :meth:`aclose` when
+    done: it stops a renewal in flight. Neither the secret nor the token ever shows in a repr, a log
+    record or an error.
     """
 
     def __init__(
@@ -234,6 +274,8 @@ class TokenManager:
         clock: Clock = SYSTEM_CLOCK,
         on_token_refresh: Callable[[TokenRefresh], None] | None = None,
         cache: TokenCache | None = None,
+        retry_policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._transport = transport
         self._token_url = token_url
@@ -243,14 +285,19 @@ class TokenManager:
         self._clock = clock
         self._on_refresh = on_token_refresh or log_token_refresh
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
+        self._policy = retry_policy or RetryPolicy()
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._request = build_token_request(token_url, self._settings.scope)
         self._cache_key = f"{token_url} {client_id} {self._settings.scope or ''}"
         self._token: Token | None = None
         self._fresh_until = -math.inf
-        self._renewal: SingleFlight[_Outcome] = SingleFlight("token renewal")
+        self._renewal: SingleFlight[None] = SingleFlight("token renewal")
+        self._waiters: list[_Waiter] = []
         self._failure: _Failure | None = None
         self._refused: str | None = None
         self._cleared_reason = INITIAL
         self._last_request_at = -math.inf
+        self._requests = 0
         self._advisory_not_before = -math.inf
         self._backoff = self._settings.backoff_initial
         self._closed = False
@@ -261,17 +308,22 @@ class TokenManager:
     async def get_token(self) -> str:
         """The JWT to send now: the held one, renewed in the background or waited for as its phase says.
 
-        ``AuthenticationError`` if no token can be had (its ``__cause__`` says why).
+        ``TokenUnavailableError`` if the endpoint kept failing until this call's deadline,
+        ``CredentialsRefusedError`` if it refused the credentials, ``AuthenticationError`` for any
+        other failure (its ``__cause__`` says why).
         """
         token = self._token
         now = self._clock.monotonic()
         settings = self._settings
         phase = renewal_phase(token, now, settings.advisory_window, settings.mandatory_window)
-        if token is None or phase == MANDATORY:
-            return await self._wait_for_renewal()
-        if phase != FRESH:
-            self._renew_in_background(now)
-        return token.value
+        if token is not None and phase != MANDATORY:
+            if phase != FRESH:
+                self._renew_in_background(now, ADVISORY)
+            return token.value
+        if token is not None and self._failure is not None and self._usable(token, now):
+            self._renew_in_background(now, MANDATORY)  # renewal failed: keep the token that still works
+            return token.value
+        return await self._wait_for_token(now)
 
     def fresh_token(self) -> str | None:
         """The held token if it needs no renewal yet: ``get_token``'s answer without an await, or ``None``."""
@@ -290,77 +342,137 @@ class TokenManager:
             self._cleared_reason = UNAUTHORIZED
 
     async def aclose(self) -> None:
-        """Stop: cancel a renewal in flight and wait for it to end. Safe to call twice."""
+        """Stop: cancel a renewal in flight and wait for it to end; its waiters get ``ClientClosedError``.
+        Safe to call twice."""
         self._closed = True
         await self._renewal.close()
+        self._settle(self._closed_failure())  # a renewal cancelled before its first step settled nobody
 
-    # -- single flight ------------------------------------------------------------------------------------
-    def _renew_in_background(self, now: float) -> None:
+    # -- callers ------------------------------------------------------------------------------------------
+    def _usable(self, token: Token, now: float) -> bool:
+        settings = self._settings
+        return now < usable_until(token, settings.mandatory_window, settings.usable_for)
+
+    def _renew_in_background(self, now: float, reason: str) -> None:
         if self._renewal.running is None and not self._closed and now >= self._advisory_not_before:
-            self._start(ADVISORY)
+            self._start(reason)
 
-    async def _wait_for_renewal(self) -> str:
+    async def _wait_for_token(self, now: float) -> str:
         if self._closed:
             raise errors.ClientClosedError("this client is closed; create a new one")
-        task = self._renewal.running
-        if task is None:
-            failure = self._failure
-            if failure is not None and failure.fail_fast and self._within_min_interval(failure.at):
-                failure.raise_error()
-            task = self._start(MANDATORY if self._token is not None else self._cleared_reason)
-        outcome = await self._renewal.join(task)
+        failure = self._failure
+        if failure is not None and failure.fail_fast and now - failure.at < self._settings.min_interval:
+            failure.raise_error()
+        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters.append(_Waiter(now + self._policy.deadline, future))
+        if self._renewal.running is None:
+            self._start(MANDATORY if self._token is not None else self._cleared_reason)
+        outcome = await future  # a cancelled caller cancels only its own future
         if isinstance(outcome, _Failure):
             outcome.raise_error()
-        return outcome.value
+        return outcome
 
-    def _start(self, reason: str) -> asyncio.Task[_Outcome]:
-        return self._renewal.start(self._renew(reason), at=self._clock.monotonic())
+    def _start(self, reason: str) -> None:
+        self._renewal.start(self._renew(reason), at=self._clock.monotonic())
 
-    def _within_min_interval(self, at: float) -> bool:
-        return self._clock.monotonic() - at < self._settings.min_interval
+    def _settle(self, outcome: _Outcome, *, due: float = math.inf) -> None:
+        """Give ``outcome`` to every waiter whose deadline comes before ``due`` (all by default)."""
+        keep: list[_Waiter] = []
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue  # cancelled
+            if waiter.deadline < due:
+                waiter.future.set_result(outcome)
+            else:
+                keep.append(waiter)
+        self._waiters = keep
 
-    # -- one renewal (runs as the single task) ------------------------------------------------------------
-    async def _renew(self, reason: str) -> _Outcome:
-        """Renew once; never raises (but for cancellation), so nothing is left unretrieved."""
-        started = self._clock.monotonic()
+    def _closed_failure(self) -> _Failure:
+        message = "the client was closed during the token renewal"
+        return _Failure(message, None, self._clock.monotonic(), False, errors.ClientClosedError)
+
+    # -- the renewal (runs as the single task) ------------------------------------------------------------
+    async def _renew(self, reason: str) -> None:
+        """Renew, asking again while callers wait; settles every waiter and never raises (but for
+        cancellation), so nothing is left unretrieved."""
         try:
-            return await self._renew_once(reason)
+            await self._renew_while_needed(reason)
+        except asyncio.CancelledError:
+            self._settle(self._closed_failure())
+            raise
         except Exception as exc:  # a bug or a broken hook must reach the waiters, not the event loop
             message = f"token renewal from {self._token_url} failed unexpectedly ({type(exc).__name__})"
-            return self._failed(reason, errors.AuthenticationError(message), exc, started)
+            error = errors.AuthenticationError(message)
+            error.__cause__ = exc
+            self._settle(self._failed(reason, error, self._clock.monotonic(), 1, retrying=False))
 
-    async def _renew_once(self, reason: str) -> _Outcome:
-        cached = await self._from_cache()
-        if cached is not None:
-            logger.debug("partner token taken from the cache (%s)", reason)
-            self._hold(cached)
-            return cached
-        delay = 0.0
-        for attempt in range(THROTTLED_RETRIES + 1):
-            await self._pace(delay)
+    async def _renew_while_needed(self, reason: str) -> None:
+        not_before = self._first_request_at()
+        attempt = 0
+        while True:
+            attempt += 1
+            cached = await self._from_cache()
+            if cached is not None:
+                logger.debug("partner token taken from the cache (%s)", reason)
+                self._hold(cached)
+                self._settle(cached.value)
+                return
+            next_request = max(not_before, self._last_request_at + self._settings.min_interval)
+            if next_request > self._clock.monotonic():
+                self._settle(self._late(), due=next_request)  # those whose deadline comes first
+                if attempt > 1 and not self._waiters:
+                    return
+                await self._clock.sleep(next_request - self._clock.monotonic())
             started = self._last_request_at = self._clock.monotonic()
+            self._requests += 1
             try:
                 token = await self._request_token()
             except errors.AuthenticationError as exc:
-                throttled = _throttled(exc.__cause__)
-                if throttled is None or attempt == THROTTLED_RETRIES:
-                    return self._failed(reason, exc, exc.__cause__, started)
-                delay = throttled.retry_after or 0.0  # another process shares the endpoint: wait, ask again
+                decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
+                transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
+                held, now = self._token, self._clock.monotonic()
+                if held is not None and self._usable(held, now):
+                    self._failed(reason, exc, started, attempt, retrying=False, transient=transient)
+                    self._settle(held.value)  # never throw a valid token away; renew again after a backoff
+                    return
+                not_before = now + self._retry_wait(decision, attempt)
+                after = max(not_before, self._last_request_at + self._settings.min_interval)
+                waiting = transient and any(w.deadline >= after for w in self._waiters if not w.future.done())
+                failure = self._failed(reason, exc, started, attempt, retrying=waiting, transient=transient)
+                if not waiting:
+                    self._settle(failure)
+                    return
                 continue
-            self._succeeded(reason, token, started)
+            self._succeeded(reason, token, started, attempt)
+            self._settle(token.value)
             await self._to_cache(token)
-            return token
-        raise AssertionError("unreachable")  # pragma: no cover
+            return
 
-    async def _pace(self, delay: float = 0.0) -> None:
-        """Wait until ``min_interval`` (or a longer ``delay``) has passed since the last token request."""
-        wait = self._last_request_at + max(self._settings.min_interval, delay) - self._clock.monotonic()
-        if wait > 0:
-            await self._clock.sleep(wait)
+    def _late(self) -> _Failure:
+        """What a caller whose deadline comes before the next token request raises."""
+        failure = self._failure
+        if failure is not None and not failure.fail_fast:
+            return failure
+        message = f"no token from {self._token_url} within the call's deadline"
+        return _Failure(message, None, self._clock.monotonic(), False, errors.TokenUnavailableError)
+
+    def _first_request_at(self) -> float:
+        """When a renewal may send: now, or a random moment within ``first_request_jitter`` for the
+        client's very first request."""
+        now = self._clock.monotonic()
+        jitter = self._settings.first_request_jitter
+        return now + self._rng.uniform(0, jitter) if self._requests == 0 and jitter > 0 else now
+
+    def _retry_wait(self, decision: RetryDecision, attempt: int) -> float:
+        """Seconds before asking again after failed ``attempt``: full jitter over a doubling ceiling, and
+        never less than the server's ``Retry-After``."""
+        settings = self._settings
+        ceiling = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+        return max(decision.wait or 0.0, self._rng.uniform(0, ceiling))
 
     async def _request_token(self) -> Token:
         """One token request; ``AuthenticationError`` with the cause if it yields no token."""
-        request = build_token_request(self._token_url, self._settings.scope)
+        request = self._request
         headers = {"Authorization": basic_auth(self._client_id, self._client_secret)}
         try:
             response = await self._transport.send(request, headers)
@@ -395,22 +507,34 @@ class TokenManager:
         self._backoff = self._settings.backoff_initial
         self._advisory_not_before = -math.inf
 
-    def _succeeded(self, reason: str, token: Token, started: float) -> None:
+    def _succeeded(self, reason: str, token: Token, started: float, attempt: int) -> None:
         self._hold(token)
-        self._emit(TokenRefresh(reason=reason, duration=self._clock.monotonic() - started, outcome=OK))
+        duration = self._clock.monotonic() - started
+        self._emit(TokenRefresh(reason=reason, duration=duration, outcome=OK, attempt=attempt))
 
     def _failed(
-        self, reason: str, error: errors.AuthenticationError, cause: BaseException | None, started: float
+        self,
+        reason: str,
+        error: errors.AuthenticationError,
+        started: float,
+        attempt: int,
+        *,
+        retrying: bool,
+        transient: bool = False,
     ) -> _Failure:
+        """Note a failed request: the failure waiters get (``TokenUnavailableError`` if transient), and
+        the backoff before the next background renewal."""
         now = self._clock.monotonic()
+        cause = error.__cause__
         status = getattr(cause, "status", None)
-        fail_fast = reason != ADVISORY or status in CREDENTIAL_STATUSES
-        self._failure = _Failure(str(error), cause, now, fail_fast, type(error))
+        kind = errors.TokenUnavailableError if transient else type(error)
+        self._failure = _Failure(str(error), cause, now, not transient, kind)
         self._advisory_not_before = now + self._backoff
         self._backoff = min(self._backoff * 2, self._settings.backoff_max)
         detail = TokenRefresh(
-            reason=reason, duration=now - started, outcome=ERROR, error=error, status=status
-        )
+            reason=reason, duration=now - started, outcome=ERROR, error=error, status=status,
+            attempt=attempt, retrying=retrying,
+        )  # fmt: skip
         self._emit(detail)
         return self._failure
 
@@ -445,12 +569,5 @@ class TokenManager:
             logger.warning("token cache write failed (%s)", type(exc).__name__)
 
 
-THROTTLED_RETRIES = 2
-"""A 429 ``throttled`` from the token endpoint (its ~1/s limit, shared with other processes) is asked
-again after ``min_interval`` (or its Retry-After) this many times before the renewal counts as failed."""
-
-
-def _throttled(cause: BaseException | None) -> errors.ThrottledError | None:
-    if isinstance(cause, errors.ThrottledError) and not isinstance(cause, errors.QuotaExceededError):
-        return cause
-    return None
+NO_TOKEN = RetryDecision(False)
+"""The decision for a failure with no cause to decide on (never retried)."""

@@ -6,7 +6,8 @@ async iterable of rows (models, mappings such as CSV records, or ``BadRow``), ke
 completes. Memory stays flat in the number of rows. One row's failure never stops the job: it becomes a
 ``failed``, ``unsettled`` or ``invalid`` outcome (an unexpected exception while doing a row too, with
 its type), except a spent daily quota or refused credentials: then no later row is sent, and each is
-reported failed with that error. Bugs in the runner, a ``JournalError`` and cancellation propagate.
+reported failed with that error. An unreachable token endpoint fails no row: the job waits for it and
+goes on. Bugs in the runner, a ``JournalError`` and cancellation propagate.
 
 With a ``Journal`` the job survives a crash and reruns: see ``journal`` for its states and what a rerun
 does with each. Error messages kept in outcomes (and so in the journal and results files) have the
@@ -25,14 +26,18 @@ import attrs
 from ._accounts import Accounts
 from ._errors import (
     ConflictError,
+    CredentialsRefusedError,
     CtctError,
     FieldError,
+    QuotaExceededError,
+    TokenUnavailableError,
+    UnauthorizedError,
     UnconfirmedCreateError,
     ValidationError,
 )
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from ._protocol import scrub
-from ._provisioning import UNREADABLE_LIST, check_seconds
+from ._provisioning import check_seconds
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
 from ._validation import check_new_account
 from .journal import Entry, Journal, JournalError, NullJournal
@@ -58,19 +63,32 @@ class OutcomeState(enum.StrEnum):
     INVALID = "invalid"
 
 
-STOPS_THE_JOB = UNREADABLE_LIST
-"""Errors no later row can escape (every later request meets them, the account list's too): once one is
-met, the remaining rows are reported failed, not sent."""
+STOPS_THE_JOB = (QuotaExceededError, CredentialsRefusedError, UnauthorizedError)
+"""Errors no later row can escape (every later request meets them, the account list's too): a spent
+quota, client credentials the token endpoint refuses, a fresh token the API refuses. Once one is met, the
+remaining rows are reported failed, not sent."""
+PAUSES_THE_JOB = TokenUnavailableError
+"""The token endpoint failed for as long as a call could wait: the row is done again (as previously
+attempted once its request may have been sent), so the job waits for the endpoint, then goes on."""
+PAUSE = 1.0
+"""Seconds a row waits before it is done again after ``PAUSES_THE_JOB`` (the token manager itself waits
+up to the retry policy's deadline; this only keeps a zero deadline from spinning)."""
+
+
+def _in_causes(
+    error: BaseException | None, kinds: type[CtctError] | tuple[type[CtctError], ...]
+) -> CtctError | None:
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, kinds):
+            return error
+        error, seen = error.__cause__, seen + 1
+    return None
 
 
 def stopping_error(error: BaseException | None) -> CtctError | None:
     """The error in ``error`` or its causes that stops the job (a spent quota, refused credentials)."""
-    seen = 0
-    while error is not None and seen < 5:
-        if isinstance(error, STOPS_THE_JOB):
-            return error
-        error, seen = error.__cause__, seen + 1
-    return None
+    return _in_causes(error, STOPS_THE_JOB)
 
 
 SUCCESS = frozenset(
@@ -115,6 +133,7 @@ class _Job(Generic[P]):
 
     name: str
     finished_state: OutcomeState
+    accounts: Accounts
 
     def parse(self, item: Any) -> _Parsed[P]:
         raise NotImplementedError
@@ -137,6 +156,10 @@ class _Job(Generic[P]):
     def journal_key(self, key: str) -> str:
         """The row's key in the journal (login names are compared case-insensitively by the API)."""
         return key
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep on the client's clock."""
+        await self.accounts.clock.sleep(seconds)
 
 
 def _fallback_key(item: Any, index: int, field: str) -> str:
@@ -356,6 +379,11 @@ class _Runner(Generic[P]):
                 return None
         return await self._attempt(index, parsed, entry)
 
+    @staticmethod
+    def _paused(error: CtctError) -> bool:
+        """Whether ``error`` is the token endpoint being down (and nothing that stops the job)."""
+        return _in_causes(error, PAUSES_THE_JOB) is not None and stopping_error(error) is None
+
     def _not_done(self, index: int, key: str, entry: Entry | None) -> Outcome:
         """A row the job stopped before: failed if it was never sent, else still to be settled."""
         assert self.stopped is not None
@@ -405,7 +433,15 @@ class _Runner(Generic[P]):
 
         journal.record(key, index, "queued")
         try:
-            state, account_id, result = await self.job.run(parsed.payload, previously, on_sent)
+            while True:
+                try:
+                    state, account_id, result = await self.job.run(parsed.payload, previously, on_sent)
+                    break
+                except CtctError as exc:
+                    if self.stopped is not None or not self._paused(exc):
+                        raise
+                previously = previously or sent  # done again as a rerun would: never a second account
+                await self.job.pause(PAUSE)
         except ValidationError as exc:
             return self._invalid(index, parsed.key, str(exc), exc)
         except JournalError:

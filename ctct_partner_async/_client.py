@@ -129,6 +129,7 @@ class PartnerClient(_Lifecycle):
                 clock=options.clock,
                 on_token_refresh=on_token_refresh,
                 cache=token_cache,
+                retry_policy=options.retry_policy,
             )
         credentials = JwtCredentials(
             api_key, tokens, prefix=authorization_prefix, owns_tokens=token_provider is None

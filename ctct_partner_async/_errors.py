@@ -4,8 +4,9 @@ Every exception derives from :class:`CtctError`::
 
     CtctError
     ├── ValidationError            bad input, raised before anything is sent (also a ValueError)
-    ├── AuthenticationError        no usable JWT: token endpoint down past its retries, 401 twice
-    │   └── CredentialsRefusedError  the token endpoint refused the client credentials
+    ├── AuthenticationError        no usable JWT: the token endpoint gave none, or the API said 401 twice
+    │   ├── CredentialsRefusedError  the token endpoint refused the client credentials: never retried
+    │   └── TokenUnavailableError    the token endpoint failed (down, 5xx, 429) for as long as the call waited
     ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
     ├── ClientClosedError          the client was closed (before or during the call); also a RuntimeError
     ├── MalformedResponseError     a success status with a body that isn't the documented JSON
@@ -64,6 +65,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "ThrottledError",
+    "TokenUnavailableError",
     "TransportError",
     "UnauthorizedError",
     "UnconfirmedCreateError",
@@ -159,8 +161,15 @@ class AuthenticationError(CtctError):
 class CredentialsRefusedError(AuthenticationError):
     """The token endpoint said the client credentials are wrong (400/401/403, ``invalid_client``, ...).
 
-    Never retried: only this (and a spent quota) stops a bulk job. An unreachable or failing token
-    endpoint is a plain ``AuthenticationError``, raised only after its retries.
+    Never retried: this, a 401 from the API to a fresh token and a spent quota are what stop a bulk job.
+    """
+
+
+class TokenUnavailableError(AuthenticationError):
+    """The token endpoint could not be reached or kept failing (connect error, timeout, 5xx, 429
+    ``throttled``) for as long as the call could wait, its retries included. Nothing was sent to the API.
+
+    Transient: the same call later can succeed. A bulk job waits for the token and goes on.
     """
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ._auth import TokenSettings
 from ._client import PartnerClient
 from ._protocol import Request, Response
 from .sandbox import Sandbox, SandboxConfig, SandboxHandle, run_sandbox
@@ -84,7 +85,8 @@ class SandboxFixture:
 def sandbox_client(handle: SandboxHandle, **options: Any) -> PartnerClient:
     """A ``PartnerClient`` with the sandbox's URLs and credentials (and no client-side rate limit)."""
     config = handle.sandbox.config
-    settings: dict[str, Any] = {"rate_limit": None, **options}
+    one_process = TokenSettings(first_request_jitter=0)  # nobody else shares the sandbox's client id
+    settings: dict[str, Any] = {"rate_limit": None, "token_settings": one_process, **options}
     return PartnerClient(
         api_key=config.api_key,
         client_id=config.client_id,

@@ -8,6 +8,7 @@ import base64
 import gc
 import json
 import logging
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from ctct_partner_async._auth import (
 )
 from ctct_partner_async._client import PartnerClient
 from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._policy import RetryPolicy
 from ctct_partner_async._protocol import Request, Response
 from ctct_partner_async._tokens import CachedToken
 
@@ -35,7 +37,7 @@ from .test_tokens import make_jwt
 URL = "https://auth.example/oauth2/token"
 SECRET = "client-secret-xyz"
 TTL = 100.0
-SETTINGS = TokenSettings(advisory_window=30, mandatory_window=10)
+SETTINGS = TokenSettings(advisory_window=30, mandatory_window=10, first_request_jitter=0)
 
 
 class FakeEndpoint:
@@ -144,6 +146,23 @@ async def spin(times: int = 5) -> None:
         await asyncio.sleep(0)
 
 
+STEP = 0.25
+
+
+async def settle(task: asyncio.Future[Any], clock: FakeClock, *, limit: int = 2000) -> None:
+    """Move the fake clock on in ``STEP``s until ``task`` is done (its retries and backoff take clock time)."""
+    for _ in range(limit):
+        await spin()
+        if task.done():
+            return
+        clock.advance(STEP)
+    raise AssertionError(f"still waiting after {limit * STEP} s of fake time")
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
 async def drain(manager: TokenManager) -> None:
     """Wait for the manager's renewal in flight, if any, to end."""
     while manager._renewal.running is not None:
@@ -233,21 +252,63 @@ async def test_advisory_failure_keeps_the_token_and_backs_off(
     ]  # fmt: skip
 
 
-async def test_mandatory_failure_raises_with_the_cause(
-    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+async def test_transient_failures_are_retried_until_the_caller_deadline(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
 ) -> None:
-    """A renewal callers wait for that fails raises AuthenticationError naming the URL, with __cause__."""
-    endpoint.script.append(errors.ConnectError("could not connect: X", method="POST", url=URL))
-    with pytest.raises(errors.AuthenticationError, match="unreachable") as info:
-        await manager.get_token()
-    assert isinstance(info.value.__cause__, errors.ConnectError)
-    assert URL in str(info.value)
-    clock.advance(1)
-    endpoint.script.append(503)
-    with pytest.raises(errors.AuthenticationError, match=r"gave no token \(HTTP 503") as info:
-        await manager.get_token()
+    """Connect errors, timeouts, 5xx and 429 are asked again with a growing full-jitter backoff, never twice
+    within min_interval, while a caller waits; at its deadline it gets TokenUnavailableError (an
+    AuthenticationError) naming the URL, caused by the last failure, and nothing more is sent."""
+    manager = make_manager(retry_policy=RetryPolicy(deadline=30), rng=random.Random(7))
+    connect = errors.ConnectError("could not connect: X", method="POST", url=URL)
+    timeout = errors.RequestTimeoutError("no complete response in time", method="POST", url=URL)
+    endpoint.script.extend([connect, timeout, 500, 429, *[503] * 50])
+    start = clock.monotonic()
+    waiting = asyncio.create_task(manager.get_token())
+    await settle(waiting, clock)
+    with pytest.raises(errors.TokenUnavailableError, match=r"gave no token \(HTTP 503") as info:
+        waiting.result()
+    assert isinstance(info.value, errors.AuthenticationError) and URL in str(info.value)
     assert isinstance(info.value.__cause__, errors.ServiceUnavailableError)
-    assert info.value.__cause__.status == 503
+    sent = [t - start for t in endpoint.sent]
+    assert len(sent) >= 6 and sent[-1] <= 30
+    assert min(gaps(sent)) >= 1.0
+    ceilings = [min(60.0, 2.0**n) for n in range(len(sent) - 1)]  # backoff_initial 1, doubling
+    assert all(gap <= max(1.0, ceiling) + STEP for gap, ceiling in zip(gaps(sent), ceilings, strict=False))
+    assert clock.monotonic() - start <= 30 + STEP
+    clock.advance(100)
+    await spin()
+    assert len(endpoint.sent) == len(sent)  # nobody waits: nothing more is asked
+
+
+async def test_a_blip_is_absorbed_by_every_waiter(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """Three failures, then a token: 100 waiting callers all get it; every failed request is reported
+    (attempt number, retrying), then the success."""
+    endpoint.script.extend([503, errors.ConnectError("could not connect", method="POST", url=URL), 429])
+    waiting = asyncio.gather(*(manager.get_token() for _ in range(100)))
+    await settle(waiting, clock)
+    assert set(waiting.result()) == {endpoint.issued[0]}
+    assert len(endpoint.sent) == 4
+    assert [(e.outcome, e.attempt, e.retrying, e.status) for e in events] == [
+        ("error", 1, True, 503), ("error", 2, True, None), ("error", 3, True, 429), ("ok", 4, False, None)
+    ]  # fmt: skip
+    assert {e.reason for e in events} == {"initial"}
+
+
+@pytest.mark.parametrize(
+    "action", [errors.TransportError("TLS failed: ClientSSLError", method="POST", url=URL), 302, 404]
+)
+async def test_final_failures_are_not_asked_again(
+    manager: TokenManager, endpoint: FakeEndpoint, action: int | Exception
+) -> None:
+    """What the retry decision never retries (a TLS failure, a redirect, a 404) reaches the waiters at
+    once, after one request."""
+    endpoint.script.append(action)
+    with pytest.raises(errors.AuthenticationError) as info:
+        await manager.get_token()
+    assert not isinstance(info.value, errors.TokenUnavailableError)
+    assert len(endpoint.sent) == 1
 
 
 async def test_answer_without_token_raises(manager: TokenManager, endpoint: FakeEndpoint) -> None:
@@ -400,7 +461,7 @@ async def test_broken_cache_does_not_stop_authentication(
 async def test_hook_receives_detail_objects(
     manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
 ) -> None:
-    """on_token_refresh gets reason, duration (by the injected clock), outcome, error and status."""
+    """on_token_refresh gets reason, duration (by the injected clock), outcome, error, status and attempt."""
     endpoint.gate = asyncio.Event()
     first = asyncio.create_task(manager.get_token())
     await spin()
@@ -409,12 +470,15 @@ async def test_hook_receives_detail_objects(
     await first
     clock.advance(TTL)
     endpoint.script.append(503)
-    with pytest.raises(errors.AuthenticationError):
-        await manager.get_token()
+    renewed = asyncio.create_task(manager.get_token())
+    await settle(renewed, clock)
+    assert renewed.result() == endpoint.issued[1]
     assert events[0] == TokenRefresh(reason="initial", duration=0.25, outcome="ok")
     failed = events[1]
     assert (failed.reason, failed.outcome, failed.status, failed.duration) == ("mandatory", "error", 503, 0.0)
+    assert (failed.attempt, failed.retrying) == (1, True)
     assert isinstance(failed.error, errors.AuthenticationError)
+    assert (events[2].reason, events[2].outcome, events[2].attempt) == ("mandatory", "ok", 2)
     with pytest.raises(AttributeError):
         failed.reason = "changed"  # type: ignore[misc]
 
@@ -596,45 +660,152 @@ async def test_client_credentials_on_the_wire(wire: WireServer) -> None:
     assert api_request.headers["x-api-key"] == API_KEY
 
 
-async def test_throttled_token_request_is_asked_again(
-    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+async def test_throttled_token_requests_are_asked_again_with_jitter(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
 ) -> None:
-    """A 429 from the token endpoint (another process used its 1/s) is asked again after min_interval,
-    and the waiting callers get the token instead of an error."""
-    endpoint.script.extend([429, 429])
+    """Ten 429s in a row (other workers use the endpoint's 1/s): the caller still gets a token, the
+    requests spread out by the jittered backoff, never closer than min_interval."""
+    manager = make_manager(rng=random.Random(3))
+    endpoint.script.extend([429] * 10)
     waiting = asyncio.create_task(manager.get_token())
-    for _ in range(4):
-        await spin()
-        clock.advance(0.5)
-    assert await waiting == endpoint.issued[0]
-    assert len(endpoint.sent) == 3
-    assert all(b - a >= 1.0 for a, b in zip(endpoint.sent, endpoint.sent[1:], strict=False))
-
-
-async def test_throttled_token_requests_give_up_after_two_more_tries(
-    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
-) -> None:
-    """Three 429s in a row: the renewal fails with AuthenticationError, after three requests, not a storm."""
-    endpoint.script.extend([429, 429, 429])
-    waiting = asyncio.create_task(manager.get_token())
-    for _ in range(6):
-        await spin()
-        clock.advance(0.5)
-    with pytest.raises(errors.AuthenticationError):
-        await waiting
-    assert len(endpoint.sent) == 3
+    await settle(waiting, clock)
+    assert waiting.result() == endpoint.issued[0]
+    assert len(endpoint.sent) == 11
+    assert min(gaps(endpoint.sent)) >= 1.0
+    assert gaps(endpoint.sent) != [1.0] * 10  # jittered, not lock-step
 
 
 @pytest.mark.parametrize(
     ("status", "refused"), [(400, True), (401, True), (403, True), (503, False), (500, False)]
 )
 async def test_refused_credentials_are_told_apart(
-    manager: TokenManager, endpoint: FakeEndpoint, status: int, refused: bool
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, status: int, refused: bool
 ) -> None:
-    """400/401/403 from the token endpoint is ``CredentialsRefusedError`` (an ``AuthenticationError``);
-    a failing endpoint is a plain ``AuthenticationError``."""
+    """400/401/403 from the token endpoint is ``CredentialsRefusedError``; a failing endpoint is
+    ``TokenUnavailableError`` once the caller's deadline (here 0) leaves no time to ask again. Both are
+    ``AuthenticationError``s naming the URL."""
+    manager = make_manager(retry_policy=RetryPolicy(deadline=0))
     endpoint.script.append(status)
     with pytest.raises(errors.AuthenticationError) as info:
         await manager.get_token()
     assert isinstance(info.value, errors.CredentialsRefusedError) is refused
+    assert isinstance(info.value, errors.TokenUnavailableError) is not refused
     assert URL in str(info.value)
+    assert len(endpoint.sent) == 1
+
+
+async def test_failed_mandatory_renewal_keeps_the_valid_token(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+) -> None:
+    """In the mandatory window a failed renewal hands the waiters the held token (valid for more than
+    usable_for: 5 s here, half the 10 s window); later callers get it without waiting, while renewal goes
+    on behind them after 1, 2 s; once the token is no longer usable callers wait, a request goes out at
+    once (not after the backoff), and they get the new token. No caller ever sees an error."""
+    old = await manager.get_token()
+    endpoint.script.extend([503] * 4)
+    clock.advance(91)  # 9 s left: mandatory, usable until 5 s before expiry
+    waiting = [asyncio.create_task(manager.get_token()) for _ in range(20)]
+    await spin()
+    assert {await task for task in waiting} == {old}
+    assert len(endpoint.sent) == 2
+    served: list[str] = []
+    for _ in range(12):  # 91 s to 94 s: the held token, background renewals at +1 s and +2 s (then +4 s)
+        clock.advance(0.25)
+        served += [await manager.get_token() for _ in range(10)]
+        await drain(manager)
+    assert set(served) == {old}
+    assert [t - endpoint.sent[0] for t in endpoint.sent[1:]] == [91, 92, 94]
+    clock.advance(1.0)  # 95 s: 5 s left, no longer usable; the next background renewal was due at 98 s
+    late = asyncio.gather(*(manager.get_token() for _ in range(20)))
+    await settle(late, clock)
+    assert set(late.result()) == {endpoint.issued[1]} != {old}
+    assert endpoint.sent[-1] - endpoint.sent[0] <= 96.0  # cut short: one request at most a second away
+    assert all(e.outcome == "error" for e in events[1:-1]) and events[-1].outcome == "ok"
+
+
+async def test_a_final_failure_in_the_mandatory_window_keeps_the_valid_token(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Even refused credentials don't throw away a token that still works: callers keep it while it is
+    usable, then get CredentialsRefusedError."""
+    old = await manager.get_token()
+    endpoint.script.extend([401] * 10)
+    clock.advance(91)
+    assert await manager.get_token() == old
+    clock.advance(4.5)
+    with pytest.raises(errors.CredentialsRefusedError):
+        await manager.get_token()
+
+
+async def test_usable_for_is_a_setting(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """usable_for=1: the held token is kept until 1 s before expiry; usable_for=0 keeps it to the end."""
+    settings = TokenSettings(advisory_window=30, mandatory_window=10, usable_for=1, first_request_jitter=0)
+    manager = make_manager(settings=settings, retry_policy=RetryPolicy(deadline=0))
+    old = await manager.get_token()
+    endpoint.script.extend([503] * 10)
+    clock.advance(98.5)
+    assert await manager.get_token() == old
+    clock.advance(0.5)
+    with pytest.raises(errors.TokenUnavailableError):
+        await manager.get_token()
+
+
+async def test_first_request_is_jittered(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A client's first token request waits a random part of first_request_jitter (workers started
+    together on one client id don't all ask at once); later renewals don't wait for it."""
+    settings = TokenSettings(advisory_window=30, mandatory_window=10, first_request_jitter=2.0)
+    expected = random.Random(11).uniform(0, 2.0)
+    manager = make_manager(settings=settings, rng=random.Random(11))
+    start = clock.monotonic()
+    first = asyncio.create_task(manager.get_token())
+    await settle(first, clock)
+    assert endpoint.sent == [pytest.approx(start + expected, abs=STEP)]
+    assert 0 < endpoint.sent[0] - start <= 2.0
+    manager.invalidate(first.result())
+    clock.advance(5)
+    assert await manager.get_token() == endpoint.issued[1]
+    assert endpoint.sent[1] == clock.monotonic()
+
+
+async def test_first_request_jitter_is_skipped_for_a_cached_token(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A token another holder left in the cache is served at once: there is no request to jitter."""
+    shared = make_jwt(exp=clock.time() + 3000, iat=clock.time())
+    settings = TokenSettings(first_request_jitter=5.0)
+    manager = make_manager(settings=settings, cache=RecordingCache(CachedToken(shared, clock.time() + 3000)))
+    assert await manager.get_token() == shared
+    assert endpoint.sent == []
+
+
+async def test_a_cancelled_waiter_leaves_the_retries_to_the_others(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A waiter cancelled during the backoff is dropped; the others go on and get the token."""
+    endpoint.script.extend([503, 503])
+    first = asyncio.create_task(manager.get_token())
+    second = asyncio.create_task(manager.get_token())
+    await spin()
+    first.cancel()
+    await settle(second, clock)
+    assert second.result() == endpoint.issued[0] and first.cancelled()
+
+
+async def test_aclose_during_the_backoff_fails_the_waiters_as_closed(
+    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Closing while a renewal backs off: every waiter gets ClientClosedError, nothing more is sent."""
+    endpoint.script.extend([503] * 5)
+    waiting = [asyncio.create_task(manager.get_token()) for _ in range(3)]
+    await spin()
+    await manager.aclose()
+    for task in waiting:
+        with pytest.raises(errors.ClientClosedError, match="closed during the token renewal"):
+            await task
+    clock.advance(100)
+    await spin()
+    assert len(endpoint.sent) == 1

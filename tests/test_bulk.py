@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 
 from ctct_partner_async import NewAccount, PartnerClient
+from ctct_partner_async import _errors as errors
+from ctct_partner_async._auth import TokenRefresh
 from ctct_partner_async._bulk import Outcome, OutcomeState
 from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._protocol import Request, Response
 from ctct_partner_async.journal import Journal
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 from ctct_partner_async.sources import read_rows
+from ctct_partner_async.testing import MockTransport
 
 from .test_resilience import client_for
 
@@ -273,3 +277,79 @@ async def test_spent_quota_stops_sending() -> None:
     assert states == {OutcomeState.CREATED: 15, OutcomeState.FAILED: 35}
     assert sent == 16  # 15 creates and the one answered quota_exceeded
     assert all("quota" in (o.error or "") for o in outcomes if o.state is OutcomeState.FAILED)
+
+
+async def test_refused_credentials_stop_the_job() -> None:
+    """A token endpoint that refuses the client credentials stops the job: no row is sent, each is
+    reported failed with CredentialsRefusedError, and the endpoint is asked at most once a second."""
+    clock = FakeClock(autojump=True)
+    async with run_sandbox(SandboxConfig(rate_limit=0, daily_quota=0, clock=clock.time)) as sb:
+        cfg = sb.sandbox.config
+        async with PartnerClient(api_key=cfg.api_key, client_id=cfg.client_id, client_secret="wrong-secret",
+                                 base_url=sb.base_url, token_url=sb.token_url, clock=clock) as client:  # fmt: skip
+            outcomes = await collect(client.bulk.create_accounts((row(i) for i in range(30)), concurrency=4))
+        stats = sb.sandbox.stats()
+    assert Counter(o.state for o in outcomes) == {OutcomeState.FAILED: 30}
+    assert all(isinstance(o.exception, errors.CredentialsRefusedError) for o in outcomes)
+    assert stats["api_requests"] == 0 and stats["token_requests"] == 1
+
+
+async def test_a_token_outage_longer_than_the_retry_deadline_pauses_the_job() -> None:
+    """The token endpoint is down for 10 minutes (five retry deadlines): no row fails, every row is
+    created once after it comes back, and the endpoint is never asked twice within a second."""
+    clock = FakeClock(autojump=True)
+    events: list[TokenRefresh] = []
+    async with run_sandbox(SandboxConfig(rate_limit=0, daily_quota=0, clock=clock.time)) as sb:
+        sb.sandbox.faults.token_outage = True
+        start = clock.monotonic()
+
+        def note(detail: TokenRefresh) -> None:
+            events.append(detail)
+            if clock.monotonic() - start > 600:
+                sb.sandbox.faults.token_outage = False
+
+        async with client_for(sb, clock, rate_limit=None, on_token_refresh=note) as client:
+            outcomes = await collect(client.bulk.create_accounts((row(i) for i in range(20)), concurrency=4))
+        stats = sb.sandbox.stats()
+        times = [float(e["time"]) for e in sb.sandbox.request_log() if e["operation"] == "token"]  # type: ignore[arg-type]
+    assert Counter(o.state for o in outcomes) == {OutcomeState.CREATED: 20}
+    assert stats["api_requests"] == 20 and stats["accounts"] == 20
+    token_statuses = stats["token_responses_by_status"]
+    assert isinstance(token_statuses, dict) and token_statuses["200"] == 1
+    assert clock.monotonic() - start > 600
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 1.0
+    assert any(not e.retrying for e in events if e.outcome == "error")  # callers did give up, rows did not
+
+
+async def test_a_row_sent_before_the_token_went_away_is_done_again_as_previously_attempted() -> None:
+    """A create whose first answer was lost (it landed), whose retry then found no token: the row waits
+    for the token and is done again as a rerun would, so the 409 is reconciled, never a second account."""
+    clock = FakeClock(autojump=True)
+    served: Counter[str] = Counter()
+    calls = 0
+
+    async def tokens() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise errors.TokenUnavailableError("token endpoint down")
+        return "header.payload.signature"
+
+    async def handle(request: Request) -> Response:
+        served[request.method] += 1
+        if request.method == "POST" and served["POST"] == 1:
+            raise errors.ResponseError("connection dropped", method="POST", url=request.url)
+        if request.method == "POST":
+            return Response.from_json(409, {"error_key": "conflict"})
+        listed = {
+            "encoded_account_id": "acct0001",
+            "site_owner_name": "bulk_000001",
+            "organization_name": "Org 1",
+        }
+        return Response.from_json(200, {"site_owner_list": [listed]})
+
+    async with PartnerClient(api_key="k", token_provider=tokens, transport=MockTransport(handle), clock=clock,
+                             rate_limit=None, on_retry=None) as client:  # fmt: skip
+        outcomes = await collect(client.bulk.create_accounts([row(1)]))
+    assert [(o.state, o.encoded_account_id) for o in outcomes] == [(OutcomeState.RECONCILED, "acct0001")]
+    assert served["POST"] == 2 and calls >= 3

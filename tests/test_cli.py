@@ -61,7 +61,7 @@ def config(**settings: Any) -> SandboxConfig:
 
 def flags(handle: SandboxHandle) -> list[str]:
     return ["--base-url", handle.base_url, "--token-url", handle.token_url, "--client-id", CLIENT_ID,
-            "--client-secret", CLIENT_SECRET, "--api-key", API_KEY]  # fmt: skip
+            "--client-secret", CLIENT_SECRET, "--api-key", API_KEY, "--token-jitter", "0"]  # fmt: skip
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

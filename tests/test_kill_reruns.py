@@ -53,7 +53,8 @@ FAULTS = Faults(create_503=0.1, deferred_delay=0.05, drop_after_commit=0.1, thro
 SANDBOX_RATE = 20.0  # per second, burst 20: the client's own limit is higher, so the sandbox throttles
 PENDING_WAIT = 0.5  # ten times the deferred delay
 LISTED_MARGIN = 0.3  # a run ends this soon after its last look at the list, even on a busy machine
-CLIENT_FLAGS = ["--rate-limit", "200", "--concurrency", "8", "--pending-wait", str(PENDING_WAIT), "-q"]
+CLIENT_FLAGS = ["--rate-limit", "200", "--token-jitter", "0", "--concurrency", "8",
+                "--pending-wait", str(PENDING_WAIT), "-q"]  # fmt: skip
 KillKind = Literal["arrival", "answer", "503", "lines", "stranger"]
 KILL_KINDS: tuple[KillKind, ...] = ("arrival", "answer", "503", "lines", "stranger")
 

@@ -90,6 +90,13 @@ def test_readme_mock_transport_example_runs_as_printed() -> None:
     assert stdout.splitlines()[0] == "created a07e1my9tbw0 1"
 
 
+def test_readme_token_blip_example_runs_as_printed() -> None:
+    """The README's token example: two failed token requests, then the call succeeds, as its comments say."""
+    code, stdout = run_readme_example("## Tokens: nobody sees an expired JWT")
+    promised = re.findall(r"print\(.*\)  # (.*)", code)
+    assert len(promised) == 2 and stdout.splitlines() == promised
+
+
 def test_readme_rerun_example_runs_as_printed() -> None:
     """The README's journal-lock and adopt-existing example runs as printed and prints its comments."""
     code, stdout = run_readme_example("### Reruns: the journal, its lock")

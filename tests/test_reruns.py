@@ -60,7 +60,7 @@ def client_for(sb: SandboxHandle, clock: FakeClock | None = None, **options: Any
 
 def flags(sb: SandboxHandle) -> list[str]:
     return ["--base-url", sb.base_url, "--token-url", sb.token_url, "--client-id", CLIENT_ID,
-            "--client-secret", CLIENT_SECRET, "--api-key", API_KEY]  # fmt: skip
+            "--client-secret", CLIENT_SECRET, "--api-key", API_KEY, "--token-jitter", "0"]  # fmt: skip
 
 
 def posts(sb: SandboxHandle) -> Counter[str]:

@@ -13,6 +13,7 @@ import pytest
 
 from ctct_partner_async import NewAccount, PartnerClient
 from ctct_partner_async import _errors as errors
+from ctct_partner_async._auth import TokenSettings
 from ctct_partner_async._clock import FakeClock
 from ctct_partner_async._hooks import ResponseDetails
 from ctct_partner_async._models import CreateStatus
@@ -134,7 +135,7 @@ async def test_cancellation_during_backoff_leaves_nothing_behind() -> None:
     clock = FakeClock()
     faults = Faults(error_500=1.0)
     async with run_sandbox(SandboxConfig(rate_limit=0, faults=faults, clock=clock.time)) as sb:
-        client = client_for(sb, clock, rate_limit=None)
+        client = client_for(sb, clock, rate_limit=None, token_settings=TokenSettings(first_request_jitter=0))
         task = asyncio.create_task(client.accounts.get_plan("abc123"))
         while clock.sleepers == 0:
             await asyncio.sleep(0.001)

@@ -16,6 +16,7 @@ from ctct_partner_async import _errors as errors
 from ctct_partner_async._auth import TokenRefresh, TokenSettings
 from ctct_partner_async._client import PartnerClient
 from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._policy import RetryPolicy
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
 CLIENT_ID = "sandbox-client"
@@ -23,7 +24,7 @@ CLIENT_SECRET = "sandbox-secret"
 API_KEY = "sandbox-api-key"
 WRONG_SECRET = "wrong-secret-7f3a"
 TTL = 10.0
-SETTINGS = TokenSettings(advisory_window=4, mandatory_window=2)
+SETTINGS = TokenSettings(advisory_window=4, mandatory_window=2, first_request_jitter=0)
 
 
 @asynccontextmanager
@@ -33,6 +34,7 @@ async def sandbox_client(
     *,
     secret: str = CLIENT_SECRET,
     log_size: int = 10_000,
+    retry_policy: RetryPolicy | None = None,
 ) -> AsyncIterator[tuple[SandboxHandle, PartnerClient]]:
     """A sandbox (no API rate limit; token endpoint limited to 1/s) and a client (no client-side rate
     limit), sharing ``fake``."""
@@ -43,7 +45,7 @@ async def sandbox_client(
         client = PartnerClient(
             api_key=API_KEY, client_id=CLIENT_ID, client_secret=secret, base_url=sb.base_url,
             token_url=sb.token_url, token_settings=SETTINGS, clock=fake, rate_limit=None,
-            on_token_refresh=events.append if events is not None else None,
+            on_token_refresh=events.append if events is not None else None, retry_policy=retry_policy,
         )  # fmt: skip
         try:
             yield sb, client
@@ -213,7 +215,7 @@ async def test_no_secret_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixtur
     fake = FakeClock()
     texts: list[str] = []
     jwts: list[str] = []
-    async with sandbox_client(fake) as (sb, client):
+    async with sandbox_client(fake, retry_policy=RetryPolicy(deadline=0.5)) as (sb, client):
         await wave(client, fake, 50)
         jwts.append(await client.token_provider.get_token())
         fake.advance(1)
@@ -224,7 +226,9 @@ async def test_no_secret_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixtur
         sb.sandbox.faults.token_outage = True
         jump_into(sb, fake, "advisory")
         await wave(client, fake, 10)
-        jump_into(sb, fake, "mandatory")
+        fake.advance(2)  # into the mandatory window of the token issued last
+        assert failures(await wave(client, fake, 10)) == []  # the held token still works
+        fake.advance(TTL)  # now it has expired: callers wait for a token, up to their 0.5 s deadline
         outage = failures(await wave(client, fake, 10))
     other = FakeClock()
     async with sandbox_client(other, secret=WRONG_SECRET) as (sb, client):

@@ -67,7 +67,7 @@ def test_token_request_is_a_client_credentials_form() -> None:
     assert (request.method, request.url, request.idempotent) == (
         "POST",
         "https://auth.example/oauth2/token",
-        False,
+        True,  # asking again only gives another token: retried like any idempotent request
     )
     assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
     assert request.body is not None

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._auth import TokenSettings
 from .._client import DEFAULT_BASE_URL, PartnerClient
 from .._errors import ValidationError
 from .._models import WebhookTopic
@@ -110,6 +111,14 @@ def connection_options() -> argparse.ArgumentParser:
         metavar="N",
         help="requests per second sent by this command (default 4; 0: no limit)",
     )
+    group.add_argument(
+        "--token-jitter",
+        type=seconds,
+        default=TokenSettings().first_request_jitter,
+        metavar="SECONDS",
+        help="wait a random 0 to SECONDS before the first token request, so workers started together on "
+        "one client id don't all ask at once (default %(default)s; 0 for a single worker)",
+    )
     return parser
 
 
@@ -158,6 +167,7 @@ def client_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         settings[name] = getattr(args, name) or environ.get(var) or default
     settings["authorization_prefix"] = args.authorization_prefix
     settings["rate_limit"] = args.rate_limit
+    settings["token_settings"] = TokenSettings(first_request_jitter=args.token_jitter)
     return settings
 
 
