@@ -39,6 +39,7 @@ from ._errors import (
     UnconfirmedCreateError,
     UnsupportedMediaTypeError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._hooks import RequestDetails, ResponseDetails, RetryDetails
 from ._models import (
@@ -144,6 +145,7 @@ __all__ = [
     "ValidationError",
     "WebhookSubscription",
     "WebhookTopic",
+    "WrongEventLoopError",
     "__version__",
     "cancellation_from_row",
     "new_account_from_row",

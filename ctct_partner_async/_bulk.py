@@ -34,6 +34,7 @@ from ._errors import (
     UnauthorizedError,
     UnconfirmedCreateError,
     ValidationError,
+    WrongEventLoopError,
 )
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
 from ._protocol import scrub
@@ -63,10 +64,10 @@ class OutcomeState(enum.StrEnum):
     INVALID = "invalid"
 
 
-STOPS_THE_JOB = (QuotaExceededError, CredentialsRefusedError, UnauthorizedError)
+STOPS_THE_JOB = (QuotaExceededError, CredentialsRefusedError, UnauthorizedError, WrongEventLoopError)
 """Errors no later row can escape (every later request meets them, the account list's too): a spent
-quota, client credentials the token endpoint refuses, a fresh token the API refuses. Once one is met, the
-remaining rows are reported failed, not sent."""
+quota, client credentials the token endpoint refuses, a fresh token the API refuses, a client used from
+another event loop. Once one is met, the remaining rows are reported failed, not sent."""
 PAUSES_THE_JOB = TokenUnavailableError
 """The token endpoint failed for as long as a call could wait: the row is done again (as previously
 attempted once its request may have been sent), so the job waits for the endpoint, then goes on."""

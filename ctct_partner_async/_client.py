@@ -54,7 +54,9 @@ class _Lifecycle:
 
     async def aclose(self) -> None:
         """Stop background work and close the connection pool if the client created it. The client
-        can't be used afterwards. Safe to call twice."""
+        can't be used afterwards. Safe to call twice. ``WrongEventLoopError`` (closing nothing) from
+        another event loop than the client's while that one is open."""
+        self._pipeline.check_close()
         await self._pipeline.aclose()
 
     @property
@@ -151,7 +153,9 @@ class PartnerClient(_Lifecycle):
 
     async def aclose(self) -> None:
         """Stop the account sweeps and token renewals in flight, then close the pool if the client
-        created it. Safe to call twice."""
+        created it. Safe to call twice. ``WrongEventLoopError`` (closing nothing) from another event loop
+        than the client's while that one is open."""
+        self._pipeline.check_close()
         await self.accounts.aclose()
         await self._pipeline.aclose()
 

@@ -9,6 +9,7 @@ Every exception derives from :class:`CtctError`::
     │   └── TokenUnavailableError    the token endpoint failed (down, 5xx, 429) for as long as the call waited
     ├── RateLimitError             the client-side limiter was asked to fail fast and had no capacity
     ├── ClientClosedError          the client was closed (before or during the call); also a RuntimeError
+    ├── WrongEventLoopError        the client was used from an event loop other than its own; a RuntimeError
     ├── MalformedResponseError     a success status with a body that isn't the documented JSON
     ├── UnconfirmedCreateError     an account creation that may have happened but can't be confirmed yet
     ├── TransportError             nothing usable came back over the wire
@@ -71,6 +72,7 @@ __all__ = [
     "UnconfirmedCreateError",
     "UnsupportedMediaTypeError",
     "ValidationError",
+    "WrongEventLoopError",
 ]
 
 
@@ -184,6 +186,14 @@ class RateLimitError(CtctError):
 class ClientClosedError(CtctError, RuntimeError):
     """The client was closed: before this call, or while it waited for shared work (a token renewal,
     an account-list sweep). Create a new client."""
+
+
+class WrongEventLoopError(CtctError, RuntimeError):
+    """The client was used from an event loop other than the one it first ran in; nothing was sent.
+
+    A client's connection pool, timers and background tasks belong to that loop. Create one client per
+    event loop: inside the coroutine given to ``asyncio.run``, for instance, not before it.
+    """
 
 
 class MalformedResponseError(ValueError, CtctError):

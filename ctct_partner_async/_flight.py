@@ -65,7 +65,7 @@ class SingleFlight(Generic[T]):
         """Cancel the work in flight and wait for it to end; no new work starts. Safe to call twice."""
         self._closed = True
         task = self._task
-        if task is not None and not task.done():
+        if task is not None and not task.done() and not task.get_loop().is_closed():
             task.cancel()
             await asyncio.wait([task])
         if self._work is not None:

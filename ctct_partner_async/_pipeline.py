@@ -10,12 +10,17 @@ One call is the retry policy around attempts. One attempt is, in this order:
 4. one exchange over the transport, with the hooks; on a 401 the credentials hear which headers were
    refused and, if they can do better (a new JWT), steps 2-4 run once more;
 5. the status check: anything from 300 up raises its ``APIError`` (a 3xx is never followed).
+
+Before all of it, once per call: the client's event loop. The first call binds the client to the loop it
+runs in; a call from any other loop raises ``WrongEventLoopError`` before it takes a slot, a token or a
+connection (the pipeline shares the binding with the transport it owns, so that is one comparison).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Coroutine, Mapping
+from asyncio import get_running_loop
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, NoReturn, TypedDict
 
 import aiohttp
@@ -27,7 +32,7 @@ from ._credentials import Credentials
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
 from ._policy import RateLimiter, Retry, RetryPolicy
 from ._protocol import AsyncTransport, CallLog, Request, Response, credential_secrets, error_for, resolve_url
-from ._transport import Timeouts, Transport, check_url
+from ._transport import LoopBinding, Timeouts, Transport, check_url
 
 __all__ = ["ClientOptions", "ClientSettings", "Pipeline", "transport_for"]
 
@@ -119,16 +124,35 @@ class Pipeline:
         self._on_request = options.on_request
         self._on_response = options.on_response
         self._owned = owned  # closed with the pipeline; a transport passed in is the caller's
+        self._home: LoopBinding  # the client's event loop
+        self._send: Callable[[Request, Mapping[str, str], Mapping[str, str] | None], Awaitable[Response]]
+        if owned is not None and owned is transport:  # one binding, checked here once per call
+            self._home, self._send = owned.binding, owned.send_in_loop
+        else:
+            self._home, self._send = LoopBinding(), transport.send
         self._closed = False
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    def check_close(self) -> None:
+        """``WrongEventLoopError`` if ``aclose`` can't close the client from the running loop (see there)."""
+        self._home.check_close()
+        if self._owned is not None and self._owned.binding is not self._home:
+            self._owned.binding.check_close()
+
     async def aclose(self) -> None:
-        """Stop the credentials' background work and close the transport if the client built it."""
+        """Stop the credentials' background work and close the transport if the client built it.
+
+        Safe to call twice. From an event loop other than the client's (the one its first call ran in), it
+        raises ``WrongEventLoopError`` and closes nothing while that loop is open: the connections and
+        tasks live there, and only that loop can close them. Once that loop is closed, the client is
+        closed from here (see ``Transport.aclose`` for what is left of its connections).
+        """
         if self._closed:
             return
+        self.check_close()
         self._closed = True
         try:
             await self.credentials.aclose()
@@ -169,6 +193,8 @@ class Pipeline:
         # ``deadline``: for the first attempt, an earlier end asked for (``until``) or None; for a retry,
         # the call's deadline
         if number == 1 or deadline is None:  # the first attempt: the call starts now, when it is awaited
+            if self._home.loop is not get_running_loop():
+                self._home.enter()  # the first call binds the client to this loop; another loop raises
             deadline = self.retry.begin(deadline)
         if log is not None:
             log.attempts = number
@@ -245,7 +271,7 @@ class Pipeline:
                 log.on_first_send()
             log.requests += 1
         if self._on_request is None and self._on_response is None:
-            return self.transport.send(request, headers, self.credentials.query)
+            return self._send(request, headers, self.credentials.query)
         return self._hooked_exchange(request, url, number, headers)
 
     async def _hooked_exchange(
@@ -255,10 +281,10 @@ class Pipeline:
             self._on_request(RequestDetails(request.operation, request.method, url, number))
         on_response = self._on_response
         if on_response is None:
-            return await self.transport.send(request, headers, self.credentials.query)
+            return await self._send(request, headers, self.credentials.query)
         started = self._clock.monotonic()
         try:
-            response = await self.transport.send(request, headers, self.credentials.query)
+            response = await self._send(request, headers, self.credentials.query)
         except BaseException as exc:  # cancellation and timeouts too: hooks pair requests and responses
             elapsed = self._clock.monotonic() - started
             on_response(ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc))

@@ -53,7 +53,7 @@ __all__ = [
     "same_organization",
 ]
 
-UNREADABLE_LIST = (errors.QuotaExceededError, errors.AuthenticationError)
+UNREADABLE_LIST = (errors.QuotaExceededError, errors.AuthenticationError, errors.WrongEventLoopError)
 """Errors after which the account list can't be read either."""
 
 MAX_PAGES = 10_000

@@ -2,13 +2,19 @@
 
 The session and its ``TCPConnector`` are created lazily inside the running loop. A session passed in by
 the caller is borrowed: used, never closed. A closed transport can't be reopened.
+
+One client, one loop: a client belongs to the event loop it first ran in (``LoopBinding``), because its
+connections, timers and tasks do. From any other loop a call raises ``WrongEventLoopError`` before it
+touches anything, so nothing is sent and nothing is opened there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 import warnings
+from asyncio import AbstractEventLoop, get_running_loop
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -20,7 +26,7 @@ from . import _errors as errors
 from ._protocol import Request, Response, resolve_url
 from ._version import __version__
 
-__all__ = ["USER_AGENT", "Timeouts", "Transport", "check_url"]
+__all__ = ["USER_AGENT", "LoopBinding", "Timeouts", "Transport", "check_url"]
 
 USER_AGENT = f"ctct-partner-async/{__version__} aiohttp/{aiohttp.__version__}"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -63,6 +69,44 @@ def check_url(url: str, *, setting: str) -> str:
     raise errors.ValidationError([errors.FieldError(setting, rule)])
 
 
+ONE_LOOP = "create one client per event loop (inside the coroutine that asyncio.run() runs, say)"
+_binding_lock = threading.Lock()  # only the first call of a client (and a refused one) takes it
+
+
+class LoopBinding:
+    """The event loop a client belongs to: ``loop``, the one its first call ran in (``None`` before).
+
+    On the hot path a caller only compares: ``if binding.loop is not get_running_loop(): binding.enter()``.
+    """
+
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop: AbstractEventLoop | None = None
+
+    def enter(self) -> None:
+        """Bind to the running loop on the first call; ``WrongEventLoopError`` if bound to another one."""
+        running = get_running_loop()
+        with _binding_lock:  # two threads making their first calls at once: one of them wins
+            if self.loop is None:
+                self.loop = running
+        home = self.loop
+        if home is not running:
+            state = "since closed" if home.is_closed() else "still open"
+            raise errors.WrongEventLoopError(
+                f"this client was first used in another event loop ({state}); {ONE_LOOP}"
+            )
+
+    def check_close(self) -> None:
+        """``WrongEventLoopError`` if the client can't be closed from the running loop: it belongs to another
+        loop that is still open, where its connections and tasks live (and can only be closed)."""
+        home = self.loop
+        if home is not None and home is not get_running_loop() and not home.is_closed():
+            raise errors.WrongEventLoopError(
+                "this client was first used in another event loop, still open: close it there; " + ONE_LOOP
+            )
+
+
 class Transport:
     """The aiohttp ``AsyncTransport``: sends ``Request`` values over one shared connection pool.
 
@@ -92,6 +136,7 @@ class Transport:
             tuple[int, int], tuple[Mapping[str, str], Mapping[str, str], CIMultiDict[str]]
         ] = {}
         self._closed = False
+        self.binding = LoopBinding()  # the pipeline of the client that owns this transport shares it
 
     @property
     def base_url(self) -> str:
@@ -104,6 +149,8 @@ class Transport:
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this client is closed; create a new one")
+        if self.binding.loop is not get_running_loop():
+            self.binding.enter()  # whoever calls: a session is only ever created in the transport's loop
         connector = aiohttp.TCPConnector(limit=self._max_connections)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeouts.to_aiohttp())
         return self._session
@@ -114,7 +161,22 @@ class Transport:
         headers: Mapping[str, str],
         query: Mapping[str, str] | None = None,
     ) -> Response:
-        """Send ``request`` with this attempt's credentials (``headers``, ``query``); read the whole body."""
+        """Send ``request`` with this attempt's credentials (``headers``, ``query``); read the whole body.
+
+        From an event loop other than the transport's (``binding``): ``WrongEventLoopError``, nothing sent.
+        """
+        if self.binding.loop is not get_running_loop():
+            self.binding.enter()
+        return await self.send_in_loop(request, headers, query)
+
+    async def send_in_loop(
+        self,
+        request: Request,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
+    ) -> Response:
+        """``send`` for a caller that has checked ``binding`` against the running loop itself (the pipeline
+        of the client, which shares it: one check per call, not two)."""
         session = self._session or self._open()
         url = resolve_url(self._base, request.url)
         all_headers = self._headers_for(request.headers, headers)
@@ -158,9 +220,16 @@ class Transport:
         return merged
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it. Safe to call twice."""
+        """Close the session if this transport created it. Safe to call twice.
+
+        From an event loop other than the transport's: ``WrongEventLoopError``, and nothing is closed, while
+        that loop is open (close it there). Once that loop is closed, the session is closed from here;
+        aiohttp then drops the pooled connections of the dead loop, which can't close them any more: their
+        sockets are closed by asyncio when they are garbage-collected, with a ``ResourceWarning``.
+        """
         if self._closed:
             return
+        self.binding.check_close()
         self._closed = True
         if self._owns_session and self._session is not None:
             await self._session.close()
