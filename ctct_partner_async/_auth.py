@@ -6,26 +6,28 @@ the client build the client-credentials manager from ``client_id`` and ``client_
 
 The manager's lifecycle, for a token that expires at ``E`` (monotonic clock)::
 
-    fresh ....... E - advisory_window ...... E - mandatory_window ...... E - usable_for ...... E
-    served as is  renewed in the background, callers wait for the        no usable token: callers
-                  callers keep the old one   renewal; if it fails, they   wait for a new one, each
-                                             keep the old one             up to its deadline
+    fresh ........ E - advisory_window ..................... E - mandatory_window ......... E
+    served as is   renewed in the background; callers keep      too close to expiry to send:
+                   the valid token whatever the renewal does    callers wait for a new one,
+                   (a failed one is tried again after a backoff) each up to its deadline
 
-One token request is in flight at a time, whatever the concurrency, and the endpoint is never asked twice
-within ``min_interval``. A client's very first request waits a random part of ``first_request_jitter``,
-so workers started together on one client id don't all ask at once.
+One token request is in flight at a time, whatever the concurrency, and the next one starts at least
+``min_interval`` after the last one ended, so two never reach the endpoint closer than that. A client's
+very first request waits a random part of ``first_request_jitter``, so workers started together on one
+client id don't all ask at once.
 
 A failed request is *transient* when the pipeline's retry decision would retry it (connect errors,
 timeouts, 5xx, 429 ``throttled``: the token request is idempotent), else *final* (refused credentials,
 another 4xx, an answer without a token). Transient failures are asked again, with full-jitter backoff,
-for as long as some caller waits (no usable token is held), each caller up to its own deadline (the
-retry policy's ``deadline`` from when it started waiting; an attempt already in flight is bounded by
-the transport's timeouts); then it raises ``TokenUnavailableError`` with the last cause. A final failure
-reaches every waiter at once, and callers in the next ``min_interval`` get it without a request.
+for as long as some caller waits, each caller up to its own deadline (the retry policy's ``deadline``
+from when it started waiting, kept by a timer even while a request hangs); then it raises
+``TokenUnavailableError`` with the last cause. The backoff (or a Retry-After) belongs to the client, not
+to one renewal: the next renewal waits for it too. A final failure reaches every waiter at once, and
+callers in the next ``min_interval`` get it without a request.
 
-A valid token is never thrown away: whatever the failure, callers keep a held token while it is valid for
-more than ``usable_for`` seconds, and renewal goes on behind them after a backoff. ``invalidate`` is
-compare-and-clear, so a thousand 401s on one revoked token cause one renewal.
+A valid token is never thrown away: callers wait only in the mandatory window (or with no token at all);
+before it they keep the held token whatever the renewal does. ``invalidate`` is compare-and-clear, so a
+thousand 401s on one revoked token cause one renewal.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import NoReturn, Protocol, runtime_checkable
 import attrs
 
 from . import _errors as errors
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import SYSTEM_CLOCK, Clock, Timer, call_later
 from ._flight import SingleFlight
 from ._policy import RetryDecision, RetryPolicy, decide
 from ._protocol import AsyncTransport, Request, Response, credential_secrets, error_for, scrub
@@ -61,7 +63,6 @@ from ._tokens import (
     parse_token_response,
     renewal_phase,
     to_cached,
-    usable_until,
 )
 
 __all__ = [
@@ -94,22 +95,20 @@ class TokenSettings:
     """When to renew the JWT and how to treat the token endpoint.
 
     ``advisory_window`` seconds before expiry a renewal starts in the background while callers keep the
-    still-valid token; ``mandatory_window`` seconds before expiry callers wait for the new one (capped at
-    a half and a quarter of the token's lifetime). If that renewal fails, callers keep the held token
-    while it is valid for more than ``usable_for`` seconds (capped at half the mandatory window). The
-    token endpoint is never asked more than once per ``min_interval``; a client's first request waits a
-    random 0 to ``first_request_jitter`` seconds (set 0 when a single process uses the client id).
-    Transient failures are asked again after a full-jitter backoff from ``backoff_initial`` seconds,
-    doubling up to ``backoff_max``, while callers wait; after a failure with a usable token held, the
-    next background renewal waits that backoff (without jitter).
+    still-valid token, whatever that renewal does; in the last ``mandatory_window`` seconds the token is
+    too close to expiry to send and callers wait for the new one (the windows are capped at a half and a
+    quarter of the token's lifetime). The token endpoint is never asked more than once per
+    ``min_interval``; a client's first request waits a random 0 to ``first_request_jitter`` seconds (set
+    0 when a single process uses the client id). After a failed request the next one waits a full-jitter
+    backoff over a ceiling from ``backoff_initial`` seconds, doubling up to ``backoff_max`` (or the
+    server's Retry-After, if longer).
     """
 
     advisory_window: float = attrs.field(default=300.0, validator=_not_negative)
-    mandatory_window: float = attrs.field(default=60.0, validator=_not_negative)
-    usable_for: float = attrs.field(default=10.0, validator=_not_negative)
+    mandatory_window: float = attrs.field(default=10.0, validator=_not_negative)
     min_interval: float = attrs.field(default=1.0, validator=_not_negative)
     backoff_initial: float = attrs.field(default=1.0, validator=_not_negative)
-    backoff_max: float = attrs.field(default=60.0, validator=_not_negative)
+    backoff_max: float = attrs.field(default=20.0, validator=_not_negative)
     first_request_jitter: float = attrs.field(default=0.5, validator=_not_negative)
     scope: str | None = DEFAULT_SCOPE
 
@@ -243,14 +242,17 @@ class _Failure:
 
 
 _Outcome = str | _Failure
+NO_TOKEN = RetryDecision(False)
+"""The decision for a failure with no cause to decide on (never retried)."""
 
 
 @attrs.define(eq=False)
 class _Waiter:
-    """A caller waiting for a token, until its ``deadline`` (monotonic)."""
+    """A caller waiting for a token until its ``deadline`` (monotonic), when ``timer`` gives up for it."""
 
     deadline: float
     future: asyncio.Future[_Outcome]
+    timer: Timer | None = None
 
 
 class TokenManager:
@@ -298,15 +300,16 @@ class TokenManager:
         self._cleared_reason = INITIAL
         self._last_request_at = -math.inf
         self._requests = 0
-        self._advisory_not_before = -math.inf
-        self._backoff = self._settings.backoff_initial
+        self._failures = 0  # failed requests in a row
+        self._retry_at = -math.inf  # after a failure: no request before this (backoff or Retry-After)
         self._closed = False
 
     def __repr__(self) -> str:
         return f"<TokenManager {self._token_url} client_id={self._client_id!r}>"
 
     async def get_token(self) -> str:
-        """The JWT to send now: the held one, renewed in the background or waited for as its phase says.
+        """The JWT to send now: the held one before its mandatory window (renewed in the background once
+        due), else a new one, waited for up to the retry policy's deadline.
 
         ``TokenUnavailableError`` if the endpoint kept failing until this call's deadline,
         ``CredentialsRefusedError`` if it refused the credentials, ``AuthenticationError`` for any
@@ -318,10 +321,7 @@ class TokenManager:
         phase = renewal_phase(token, now, settings.advisory_window, settings.mandatory_window)
         if token is not None and phase != MANDATORY:
             if phase != FRESH:
-                self._renew_in_background(now, ADVISORY)
-            return token.value
-        if token is not None and self._failure is not None and self._usable(token, now):
-            self._renew_in_background(now, MANDATORY)  # renewal failed: keep the token that still works
+                self._renew_in_background(now)
             return token.value
         return await self._wait_for_token(now)
 
@@ -350,12 +350,18 @@ class TokenManager:
 
     # -- callers ------------------------------------------------------------------------------------------
     def _usable(self, token: Token, now: float) -> bool:
+        """Whether ``token`` may still be sent: it is not in its mandatory window."""
         settings = self._settings
-        return now < usable_until(token, settings.mandatory_window, settings.usable_for)
+        return renewal_phase(token, now, settings.advisory_window, settings.mandatory_window) != MANDATORY
 
-    def _renew_in_background(self, now: float, reason: str) -> None:
-        if self._renewal.running is None and not self._closed and now >= self._advisory_not_before:
-            self._start(reason)
+    def _renew_in_background(self, now: float) -> None:
+        """Start a renewal behind the callers if none runs and a request may go now."""
+        if self._renewal.running is None and not self._closed and now >= self._next_request_at():
+            self._start(ADVISORY)
+
+    def _next_request_at(self) -> float:
+        """``min_interval`` after the last request, not before the last failure's backoff or Retry-After."""
+        return max(self._retry_at, self._last_request_at + self._settings.min_interval)
 
     async def _wait_for_token(self, now: float) -> str:
         if self._closed:
@@ -364,28 +370,50 @@ class TokenManager:
         if failure is not None and failure.fail_fast and now - failure.at < self._settings.min_interval:
             failure.raise_error()
         future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        self._waiters.append(_Waiter(now + self._policy.deadline, future))
-        if self._renewal.running is None:
-            self._start(MANDATORY if self._token is not None else self._cleared_reason)
-        outcome = await future  # a cancelled caller cancels only its own future
+        waiter = _Waiter(now + self._policy.deadline, future)
+        waiter.timer = call_later(self._clock, self._policy.deadline, lambda: self._give_up(waiter))
+        self._waiters.append(waiter)
+        try:
+            if self._renewal.running is None:
+                self._start(MANDATORY if self._token is not None else self._cleared_reason)
+            outcome = await future  # a cancelled caller cancels only its own future
+        finally:
+            waiter.timer.cancel()
         if isinstance(outcome, _Failure):
             outcome.raise_error()
         return outcome
 
+    def _give_up(self, waiter: _Waiter) -> None:
+        """A caller's deadline came while a token request was in flight: it gets the failure."""
+        if not waiter.future.done():
+            waiter.future.set_result(self._late())
+
     def _start(self, reason: str) -> None:
         self._renewal.start(self._renew(reason), at=self._clock.monotonic())
+
+    def _live_waiters(self) -> list[_Waiter]:
+        return [w for w in self._waiters if not w.future.done()]
 
     def _settle(self, outcome: _Outcome, *, due: float = math.inf) -> None:
         """Give ``outcome`` to every waiter whose deadline comes before ``due`` (all by default)."""
         keep: list[_Waiter] = []
-        for waiter in self._waiters:
-            if waiter.future.done():
-                continue  # cancelled
+        for waiter in self._live_waiters():
             if waiter.deadline < due:
                 waiter.future.set_result(outcome)
             else:
                 keep.append(waiter)
         self._waiters = keep
+
+    def _late(self) -> _Failure:
+        """What a caller whose deadline comes before a token raises: the last transient failure, if any."""
+        failure = self._failure
+        if failure is not None and not failure.fail_fast:
+            return failure
+        message = (
+            f"no token from {self._token_url} within the call's deadline (the endpoint is asked at most "
+            "once per min_interval, and not again before a failure's backoff)"
+        )
+        return _Failure(message, None, self._clock.monotonic(), False, errors.TokenUnavailableError)
 
     def _closed_failure(self) -> _Failure:
         message = "the client was closed during the token renewal"
@@ -404,64 +432,73 @@ class TokenManager:
             message = f"token renewal from {self._token_url} failed unexpectedly ({type(exc).__name__})"
             error = errors.AuthenticationError(message)
             error.__cause__ = exc
-            self._settle(self._failed(reason, error, self._clock.monotonic(), 1, retrying=False))
+            self._settle(self._failed(reason, error, self._clock.monotonic(), self._failures + 1))
 
     async def _renew_while_needed(self, reason: str) -> None:
-        not_before = self._first_request_at()
-        attempt = 0
+        """Ask until a token comes, a final failure, or (after a failure) nobody waits any more."""
+        first = self._first_request_at()
+        asked = False
         while True:
-            attempt += 1
             cached = await self._from_cache()
             if cached is not None:
                 logger.debug("partner token taken from the cache (%s)", reason)
                 self._hold(cached)
                 self._settle(cached.value)
                 return
-            next_request = max(not_before, self._last_request_at + self._settings.min_interval)
-            if next_request > self._clock.monotonic():
-                self._settle(self._late(), due=next_request)  # those whose deadline comes first
-                if attempt > 1 and not self._waiters:
-                    return
-                await self._clock.sleep(next_request - self._clock.monotonic())
+            await self._pace(first)
+            if asked and not self._live_waiters():
+                return  # everyone it asked again for has given up meanwhile
+            asked = True
             started = self._last_request_at = self._clock.monotonic()
             self._requests += 1
+            attempt = self._failures + 1
             try:
                 token = await self._request_token()
             except errors.AuthenticationError as exc:
+                self._last_request_at = self._clock.monotonic()  # min_interval counts from its end
                 decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
                 transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
-                held, now = self._token, self._clock.monotonic()
-                if held is not None and self._usable(held, now):
-                    self._failed(reason, exc, started, attempt, retrying=False, transient=transient)
-                    self._settle(held.value)  # never throw a valid token away; renew again after a backoff
+                held = self._token
+                if held is not None and self._usable(held, self._clock.monotonic()):
+                    # a valid token is never thrown away: keep it; renewal goes on after the backoff
+                    self._failed(reason, exc, started, attempt, decision, transient=transient, retrying=True)
+                    self._settle(held.value)
                     return
-                not_before = now + self._retry_wait(decision, attempt)
-                after = max(not_before, self._last_request_at + self._settings.min_interval)
-                waiting = transient and any(w.deadline >= after for w in self._waiters if not w.future.done())
-                failure = self._failed(reason, exc, started, attempt, retrying=waiting, transient=transient)
+                waiting = transient and bool(self._live_waiters())
+                failure = self._failed(
+                    reason, exc, started, attempt, decision, transient=transient, retrying=waiting
+                )
                 if not waiting:
                     self._settle(failure)
                     return
                 continue
+            self._last_request_at = self._clock.monotonic()
             self._succeeded(reason, token, started, attempt)
-            self._settle(token.value)
             await self._to_cache(token)
-            return
-
-    def _late(self) -> _Failure:
-        """What a caller whose deadline comes before the next token request raises."""
-        failure = self._failure
-        if failure is not None and not failure.fail_fast:
-            return failure
-        message = f"no token from {self._token_url} within the call's deadline"
-        return _Failure(message, None, self._clock.monotonic(), False, errors.TokenUnavailableError)
+            if self._token is token or not self._live_waiters():
+                self._settle(token.value)
+                return
+            # the API refused it while it was being cached: ask again for those who wait
 
     def _first_request_at(self) -> float:
-        """When a renewal may send: now, or a random moment within ``first_request_jitter`` for the
-        client's very first request."""
-        now = self._clock.monotonic()
+        """The random moment within ``first_request_jitter`` the client's very first request waits for
+        (``-inf`` for any later one)."""
         jitter = self._settings.first_request_jitter
-        return now + self._rng.uniform(0, jitter) if self._requests == 0 and jitter > 0 else now
+        if self._requests or jitter <= 0:
+            return -math.inf
+        return self._clock.monotonic() + self._rng.uniform(0, jitter)
+
+    async def _pace(self, first: float) -> None:
+        """Wait for the next request's moment: ``min_interval`` after the last one, the last failure's
+        backoff or Retry-After, and the first request's jitter (which no caller's deadline waits for).
+        Callers whose deadline comes earlier get their failure now."""
+        at = self._next_request_at()
+        if first > at:
+            at = max(at, min([first, *(w.deadline for w in self._live_waiters())]))
+        now = self._clock.monotonic()
+        if at > now:
+            self._settle(self._late(), due=at)
+            await self._clock.sleep(at - now)
 
     def _retry_wait(self, decision: RetryDecision, attempt: int) -> float:
         """Seconds before asking again after failed ``attempt``: full jitter over a doubling ceiling, and
@@ -504,8 +541,8 @@ class TokenManager:
         self._token = token
         self._fresh_until = fresh_until(token, self._settings.advisory_window)
         self._failure = None
-        self._backoff = self._settings.backoff_initial
-        self._advisory_not_before = -math.inf
+        self._failures = 0
+        self._retry_at = -math.inf
 
     def _succeeded(self, reason: str, token: Token, started: float, attempt: int) -> None:
         self._hold(token)
@@ -518,19 +555,21 @@ class TokenManager:
         error: errors.AuthenticationError,
         started: float,
         attempt: int,
+        decision: RetryDecision = NO_TOKEN,
         *,
-        retrying: bool,
         transient: bool = False,
+        retrying: bool = False,
     ) -> _Failure:
-        """Note a failed request: the failure waiters get (``TokenUnavailableError`` if transient), and
-        the backoff before the next background renewal."""
+        """Note a failed request: the failure waiters get (``TokenUnavailableError`` if transient), and when
+        the next request may go (a full-jitter backoff, or the server's Retry-After)."""
         now = self._clock.monotonic()
         cause = error.__cause__
         status = getattr(cause, "status", None)
         kind = errors.TokenUnavailableError if transient else type(error)
         self._failure = _Failure(str(error), cause, now, not transient, kind)
-        self._advisory_not_before = now + self._backoff
-        self._backoff = min(self._backoff * 2, self._settings.backoff_max)
+        self._failures += 1
+        # a final failure is only paced by min_interval: refused credentials fail fast, not after a backoff
+        self._retry_at = now + self._retry_wait(decision, self._failures) if transient else -math.inf
         detail = TokenRefresh(
             reason=reason, duration=now - started, outcome=ERROR, error=error, status=status,
             attempt=attempt, retrying=retrying,
@@ -567,7 +606,3 @@ class TokenManager:
             await self._cache.set(self._cache_key, cached)
         except Exception as exc:  # the token is held already; the cache is a convenience
             logger.warning("token cache write failed (%s)", type(exc).__name__)
-
-
-NO_TOKEN = RetryDecision(False)
-"""The decision for a failure with no cause to decide on (never retried)."""

@@ -5,9 +5,10 @@ async iterable of rows (models, mappings such as CSV records, or ``BadRow``), ke
 ``concurrency`` rows in flight under the client's rate limiter, and yields one ``Outcome`` per row as it
 completes. Memory stays flat in the number of rows. One row's failure never stops the job: it becomes a
 ``failed``, ``unsettled`` or ``invalid`` outcome (an unexpected exception while doing a row too, with
-its type), except a spent daily quota or refused credentials: then no later row is sent, and each is
-reported failed with that error. An unreachable token endpoint fails no row: the job waits for it and
-goes on. Bugs in the runner, a ``JournalError`` and cancellation propagate.
+its type), except a spent daily quota or refused credentials (the token endpoint's, or the API's 401 to a
+fresh token): then no later row is sent, and each is reported failed with that error. An unreachable
+token endpoint fails no row: the job waits for it and goes on, for up to ``max_pause`` seconds (then it
+stops the same way). Bugs in the runner, a ``JournalError`` and cancellation propagate.
 
 With a ``Journal`` the job survives a crash and reruns: see ``journal`` for its states and what a rerun
 does with each. Error messages kept in outcomes (and so in the journal and results files) have the
@@ -64,16 +65,25 @@ class OutcomeState(enum.StrEnum):
     INVALID = "invalid"
 
 
-STOPS_THE_JOB = (QuotaExceededError, CredentialsRefusedError, UnauthorizedError, WrongEventLoopError)
+class _PausedTooLongError(TokenUnavailableError):
+    """A job stopped because the token endpoint gave no token for ``max_pause`` seconds."""
+
+
+STOPS_THE_JOB = (
+    QuotaExceededError, CredentialsRefusedError, UnauthorizedError, WrongEventLoopError, _PausedTooLongError
+)  # fmt: skip
 """Errors no later row can escape (every later request meets them, the account list's too): a spent
 quota, client credentials the token endpoint refuses, a fresh token the API refuses, a client used from
-another event loop. Once one is met, the remaining rows are reported failed, not sent."""
+another event loop, a token outage longer than ``max_pause``. Once one is met, the remaining rows are
+reported failed, not sent."""
 PAUSES_THE_JOB = TokenUnavailableError
 """The token endpoint failed for as long as a call could wait: the row is done again (as previously
 attempted once its request may have been sent), so the job waits for the endpoint, then goes on."""
 PAUSE = 1.0
 """Seconds a row waits before it is done again after ``PAUSES_THE_JOB`` (the token manager itself waits
 up to the retry policy's deadline; this only keeps a zero deadline from spinning)."""
+MAX_PAUSE = 1800.0
+"""Seconds without a token after which a paused job stops (``max_pause``)."""
 
 
 def _in_causes(
@@ -88,7 +98,7 @@ def _in_causes(
 
 
 def stopping_error(error: BaseException | None) -> CtctError | None:
-    """The error in ``error`` or its causes that stops the job (a spent quota, refused credentials)."""
+    """The error in ``error`` or its causes that stops the job (one of ``STOPS_THE_JOB``)."""
     return _in_causes(error, STOPS_THE_JOB)
 
 
@@ -187,6 +197,7 @@ class Bulk:
         pending_wait: float = 60.0,
         reconcile_timeout: float = 30.0,
         adopt_existing: bool = False,
+        max_pause: float | None = MAX_PAUSE,
     ) -> AsyncGenerator[Outcome, None]:
         """Create an account per row (``NewAccount`` or a mapping of its fields), never twice.
 
@@ -195,11 +206,26 @@ class Bulk:
         ``reconcile_timeout`` bounds each row's look at the account list (see ``accounts.create``).
         ``adopt_existing`` reports a row whose login name is taken by a listed account that matches it
         (same user name, same organization) as ``adopted`` instead of failed: for a lost journal.
+        While the token endpoint gives no token, rows wait and go on; after ``max_pause`` seconds of it
+        (``None``: no limit) the job stops as on a spent quota (every job method takes it).
         """
         check_seconds("pending_wait", pending_wait)
         check_seconds("reconcile_timeout", reconcile_timeout)
         job = _CreateJob(self._accounts, pending_wait, reconcile_timeout, adopt_existing)
-        return _Runner(job, journal).stream(rows, self._concurrency if concurrency is None else concurrency)
+        return self._run(job, journal, rows, concurrency, max_pause)
+
+    def _run(
+        self,
+        job: _Job[P],
+        journal: Journal | None,
+        rows: Rows,
+        concurrency: int | None,
+        max_pause: float | None,
+    ) -> AsyncGenerator[Outcome, None]:
+        if max_pause is not None:
+            check_seconds("max_pause", max_pause)
+        runner = _Runner(job, journal, max_pause)
+        return runner.stream(rows, self._concurrency if concurrency is None else concurrency)
 
     def change_plans(
         self,
@@ -208,18 +234,22 @@ class Bulk:
         concurrency: int | None = None,
         journal: Journal | None = None,
         allowed_plan_types: Collection[str] = PlanType.KNOWN,
+        max_pause: float | None = MAX_PAUSE,
     ) -> AsyncGenerator[Outcome, None]:
         """Change the plan per row: ``encoded_account_id``, ``plan_type``, ``billing_day_of_month``."""
         job = _PlanJob(self._accounts, frozenset(p.upper() for p in allowed_plan_types))
-        return _Runner(job, journal).stream(rows, self._concurrency if concurrency is None else concurrency)
+        return self._run(job, journal, rows, concurrency, max_pause)
 
     def cancel_accounts(
-        self, rows: Rows, *, concurrency: int | None = None, journal: Journal | None = None
+        self,
+        rows: Rows,
+        *,
+        concurrency: int | None = None,
+        journal: Journal | None = None,
+        max_pause: float | None = MAX_PAUSE,
     ) -> AsyncGenerator[Outcome, None]:
         """Cancel the account per row: ``encoded_account_id``, ``reason_id``, ``effective_date``."""
-        return _Runner(_CancelJob(self._accounts), journal).stream(
-            rows, self._concurrency if concurrency is None else concurrency
-        )
+        return self._run(_CancelJob(self._accounts), journal, rows, concurrency, max_pause)
 
 
 class _CreateJob(_Job[NewAccount]):
@@ -317,12 +347,14 @@ class _CancelJob(_Job[tuple[str, Cancellation]]):
 class _Runner(Generic[P]):
     """Streams rows through a job with bounded concurrency, a journal and duplicate detection."""
 
-    def __init__(self, job: _Job[P], journal: Journal | None) -> None:
+    def __init__(self, job: _Job[P], journal: Journal | None, max_pause: float | None = MAX_PAUSE) -> None:
         self.job = job
         self.journal: Journal | NullJournal = journal or NullJournal()
         self.seen: dict[str, int] = {}
         self.pending: list[tuple[int, CreateResult, P]] = []
         self.stopped: CtctError | None = None
+        self.max_pause = max_pause
+        self.paused_since: float | None = None  # when rows started waiting for a token
 
     async def stream(self, rows: Rows, concurrency: int) -> AsyncGenerator[Outcome, None]:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -385,6 +417,19 @@ class _Runner(Generic[P]):
         """Whether ``error`` is the token endpoint being down (and nothing that stops the job)."""
         return _in_causes(error, PAUSES_THE_JOB) is not None and stopping_error(error) is None
 
+    def _paused_too_long(self, error: CtctError) -> CtctError | None:
+        """Note that rows wait for a token; past ``max_pause`` seconds of it, the error that stops the job."""
+        now = self.job.accounts.clock.monotonic()
+        if self.paused_since is None:
+            self.paused_since = now
+        if self.max_pause is None or now - self.paused_since < self.max_pause:
+            return None
+        self.stopped = _PausedTooLongError(
+            f"the token endpoint gave no token for {self.max_pause:g} s ({error}); the job stopped: run it "
+            "again later"
+        )
+        return self.stopped
+
     def _not_done(self, index: int, key: str, entry: Entry | None) -> Outcome:
         """A row the job stopped before: failed if it was never sent, else still to be settled."""
         assert self.stopped is not None
@@ -441,8 +486,14 @@ class _Runner(Generic[P]):
                 except CtctError as exc:
                     if self.stopped is not None or not self._paused(exc):
                         raise
-                previously = previously or sent  # done again as a rerun would: never a second account
-                await self.job.pause(PAUSE)
+                    stop = self._paused_too_long(exc)
+                    if stop is not None:
+                        raise stop from exc
+                    previously = previously or sent  # done again as a rerun would: never a second account
+                    await self.job.pause(PAUSE)
+                    if self.stopped is not None:  # another row stopped the job meanwhile
+                        raise
+            self.paused_since = None
         except ValidationError as exc:
             return self._invalid(index, parsed.key, str(exc), exc)
         except JournalError:
@@ -452,7 +503,11 @@ class _Runner(Generic[P]):
             if stops is not None and self.stopped is None:
                 self.stopped = stops
             # An unconfirmed create may exist: the journal keeps it unsettled so the next run settles it.
-            unsettled = isinstance(exc, UnconfirmedCreateError)
+            unsettled = isinstance(exc, UnconfirmedCreateError) or (
+                self.job.name == "provision"
+                and (sent or previously)
+                and _in_causes(exc, PAUSES_THE_JOB) is not None
+            )
             return self._failed(index, parsed, attempts + sent, str(exc), exc, unsettled=unsettled)
         except Exception as exc:  # a surprise doing this one row: the row fails, the job goes on
             message = f"unexpected {type(exc).__name__} while doing this row: {exc}"

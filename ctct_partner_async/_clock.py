@@ -12,9 +12,16 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock", "Timer", "call_later"]
+
+
+class Timer(Protocol):
+    """A callback scheduled with :func:`call_later`; ``cancel()`` stops it (safe after it ran)."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
@@ -39,8 +46,30 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(seconds, callback)
+
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def call_later(clock: Clock, seconds: float, callback: Callable[[], None]) -> Timer:
+    """Run ``callback`` once ``seconds`` have passed on ``clock``, without a task and without moving a fake
+    clock (a clock without ``call_later`` of its own times it on the event loop)."""
+    schedule: Callable[[float, Callable[[], None]], Timer] | None = getattr(clock, "call_later", None)
+    if schedule is None:
+        return asyncio.get_running_loop().call_later(seconds, callback)
+    return schedule(seconds, callback)
+
+
+class _FakeTimer:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None
 
 
 class FakeClock:
@@ -53,6 +82,7 @@ class FakeClock:
         self._wall_offset = wall_start - start
         self.autojump = autojump
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, _FakeTimer]] = []
         self._order = itertools.count()
 
     def monotonic(self) -> float:
@@ -73,13 +103,25 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
         await future
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` when the clock reaches ``seconds`` from now (a timer is not a sleeper: it never
+        moves an autojump clock)."""
+        timer = _FakeTimer(callback)
+        heapq.heappush(self._timers, (self._now + max(0.0, seconds), next(self._order), timer))
+        return timer
+
     def advance(self, seconds: float) -> None:
-        """Move time forward and wake every sleeper whose deadline has come."""
+        """Move time forward, wake every sleeper whose deadline has come and run the timers due."""
         self._now += seconds
         while self._sleepers and self._sleepers[0][0] <= self._now:
             _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
+        while self._timers and self._timers[0][0] <= self._now:
+            _, _, timer = heapq.heappop(self._timers)
+            callback, timer.callback = timer.callback, None
+            if callback is not None:
+                callback()
 
     @property
     def sleepers(self) -> int:

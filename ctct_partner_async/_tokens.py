@@ -29,7 +29,7 @@ from ._protocol import Request, Response, decode_json, jwt_claims, parse_error_b
 __all__ = ["ADVISORY", "CREDENTIAL_STATUSES", "DEFAULT_LIFETIME", "DEFAULT_SCOPE", "DEFAULT_TOKEN_URL",
            "FRESH", "MANDATORY", "NEWER_TOKEN_URL", "CachedToken", "Phase", "Token", "basic_auth",
            "build_token_request", "describe_refusal", "fresh_until", "from_cached", "parse_token_response",
-           "renewal_phase", "to_cached", "token_lifetime", "usable_until"]  # fmt: skip
+           "renewal_phase", "to_cached", "token_lifetime"]  # fmt: skip
 
 DEFAULT_TOKEN_URL = "https://v3api-partner.auth.us-east-1.amazoncognito.com/oauth2/token"  # noqa: S105 (a URL, not a secret)
 NEWER_TOKEN_URL = "https://authz.constantcontact.com/partners/oauth2/default/v1/token"  # noqa: S105
@@ -190,15 +190,6 @@ def fresh_until(token: Token, advisory_window: float) -> float:
     if not math.isfinite(token.expires_at):
         return -math.inf
     return token.expires_at - _window(advisory_window, token.lifetime, ADVISORY_SHARE)
-
-
-def usable_until(token: Token, mandatory_window: float, usable_for: float) -> float:
-    """The monotonic moment ``token`` stops being worth sending while no renewal succeeds: ``usable_for``
-    seconds before its expiry, capped at half its (capped) mandatory window; ``-inf`` (never usable) if
-    its deadline is not a finite number."""
-    if not math.isfinite(token.expires_at):
-        return -math.inf
-    return token.expires_at - min(usable_for, _window(mandatory_window, token.lifetime, MANDATORY_SHARE) / 2)
 
 
 def _window(window: float, lifetime: float, share: float) -> float:

@@ -212,7 +212,8 @@ async def test_advisory_renewal_runs_in_the_background(
 async def test_mandatory_window_makes_callers_wait(
     manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
 ) -> None:
-    """In the mandatory window callers wait for the new token instead of using the old one."""
+    """In the mandatory window (the token too close to expiry to send) callers wait for the new token
+    instead of using the old one."""
     old = await manager.get_token()
     clock.advance(95)
     endpoint.gate = asyncio.Event()
@@ -235,21 +236,34 @@ async def test_expired_token_is_renewed_before_use(
 
 
 async def test_advisory_failure_keeps_the_token_and_backs_off(
-    manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
+    make_manager: Callable[..., TokenManager],
+    endpoint: FakeEndpoint,
+    clock: FakeClock,
+    events: list[TokenRefresh],
 ) -> None:
-    """A failed background renewal keeps serving the cached token and retries after 1, 2, 4 s."""
+    """A failed background renewal keeps serving the held token; the next one waits a full-jitter backoff
+    over a doubling ceiling (1, 2, 4 s), never less than min_interval; then the new token is served."""
+    manager = make_manager(rng=random.Random(5))
     old = await manager.get_token()
     endpoint.script.extend([503, 503, 503])
     start = clock.monotonic()
-    for step in [75, 0.5, 0.5, 1, 1, 2, 2]:
-        clock.advance(step)
-        assert await manager.get_token() == old
+    clock.advance(75)
+    served: list[str] = []
+    while len(endpoint.sent) < 5:
+        served.append(await manager.get_token())
         await drain(manager)
-    assert [t - start for t in endpoint.sent[1:]] == [75, 76, 78, 82]
+        clock.advance(STEP)
+    assert set(served[:-1]) == {old}
+    sent = [t - start for t in endpoint.sent[1:]]
+    assert sent[0] == 75
+    for gap, ceiling in zip(gaps(sent), [1, 2, 4], strict=True):
+        assert 1.0 <= gap <= max(1.0, ceiling) + STEP
     assert await manager.get_token() == endpoint.issued[1]
-    assert [(e.reason, e.outcome, e.status) for e in events[1:]] == [
-        ("advisory", "error", 503), ("advisory", "error", 503), ("advisory", "error", 503), ("advisory", "ok", None)
+    assert [(e.reason, e.outcome, e.status, e.attempt) for e in events[1:]] == [
+        ("advisory", "error", 503, 1), ("advisory", "error", 503, 2), ("advisory", "error", 503, 3),
+        ("advisory", "ok", None, 4),
     ]  # fmt: skip
+    assert all(e.retrying for e in events[1:4])  # the held token is kept: renewal goes on
 
 
 async def test_transient_failures_are_retried_until_the_caller_deadline(
@@ -272,7 +286,7 @@ async def test_transient_failures_are_retried_until_the_caller_deadline(
     sent = [t - start for t in endpoint.sent]
     assert len(sent) >= 6 and sent[-1] <= 30
     assert min(gaps(sent)) >= 1.0
-    ceilings = [min(60.0, 2.0**n) for n in range(len(sent) - 1)]  # backoff_initial 1, doubling
+    ceilings = [min(20.0, 2.0**n) for n in range(len(sent) - 1)]  # backoff_initial 1, doubling to 20
     assert all(gap <= max(1.0, ceiling) + STEP for gap, ceiling in zip(gaps(sent), ceilings, strict=False))
     assert clock.monotonic() - start <= 30 + STEP
     clock.advance(100)
@@ -622,14 +636,12 @@ def test_settings_are_checked(options: dict[str, Any], field: str) -> None:
 
 
 def test_default_settings() -> None:
-    """Defaults: renew from 5 min before expiry, wait from 1 min, one token request a second."""
+    """Defaults: renew from 5 min before expiry, wait in the last 10 s, one token request a second, a
+    backoff from 1 s to 20 s, half a second of jitter before the first request."""
     settings = TokenSettings()
-    assert (settings.advisory_window, settings.mandatory_window, settings.min_interval) == (300, 60, 1)
-    assert (settings.backoff_initial, settings.backoff_max, settings.scope) == (
-        1,
-        60,
-        "v3api/general.partner",
-    )
+    assert (settings.advisory_window, settings.mandatory_window, settings.min_interval) == (300, 10, 1)
+    assert (settings.backoff_initial, settings.backoff_max, settings.first_request_jitter) == (1, 20, 0.5)
+    assert settings.scope == "v3api/general.partner"
 
 
 def test_manager_is_a_token_provider(manager: TokenManager) -> None:
@@ -694,61 +706,43 @@ async def test_refused_credentials_are_told_apart(
     assert len(endpoint.sent) == 1
 
 
-async def test_failed_mandatory_renewal_keeps_the_valid_token(
+async def test_a_valid_token_is_never_thrown_away(
     manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock, events: list[TokenRefresh]
 ) -> None:
-    """In the mandatory window a failed renewal hands the waiters the held token (valid for more than
-    usable_for: 5 s here, half the 10 s window); later callers get it without waiting, while renewal goes
-    on behind them after 1, 2 s; once the token is no longer usable callers wait, a request goes out at
-    once (not after the backoff), and they get the new token. No caller ever sees an error."""
+    """Through the whole advisory window the endpoint fails: callers get the held token at once every time
+    while the renewal goes on behind them on its backoff; in the mandatory window (the last 10 s) they
+    wait, and get the new token once the endpoint answers. No caller ever sees an error."""
     old = await manager.get_token()
-    endpoint.script.extend([503] * 4)
-    clock.advance(91)  # 9 s left: mandatory, usable until 5 s before expiry
-    waiting = [asyncio.create_task(manager.get_token()) for _ in range(20)]
-    await spin()
-    assert {await task for task in waiting} == {old}
-    assert len(endpoint.sent) == 2
+    endpoint.script.extend([503] * 6)
+    clock.advance(75)
     served: list[str] = []
-    for _ in range(12):  # 91 s to 94 s: the held token, background renewals at +1 s and +2 s (then +4 s)
-        clock.advance(0.25)
+    while clock.monotonic() < endpoint.sent[0] + 90:
         served += [await manager.get_token() for _ in range(10)]
-        await drain(manager)
+        await spin()
+        clock.advance(STEP)
     assert set(served) == {old}
-    assert [t - endpoint.sent[0] for t in endpoint.sent[1:]] == [91, 92, 94]
-    clock.advance(1.0)  # 95 s: 5 s left, no longer usable; the next background renewal was due at 98 s
+    renewals = [t - endpoint.sent[0] for t in endpoint.sent[1:]]
+    assert renewals[0] == 75 and len(renewals) >= 4 and min(gaps(renewals)) >= 1.0
     late = asyncio.gather(*(manager.get_token() for _ in range(20)))
     await settle(late, clock)
-    assert set(late.result()) == {endpoint.issued[1]} != {old}
-    assert endpoint.sent[-1] - endpoint.sent[0] <= 96.0  # cut short: one request at most a second away
-    assert all(e.outcome == "error" for e in events[1:-1]) and events[-1].outcome == "ok"
+    assert set(late.result()) == {endpoint.issued[1]}
+    assert [e.outcome for e in events[1:]] == ["error"] * 6 + ["ok"]
 
 
-async def test_a_final_failure_in_the_mandatory_window_keeps_the_valid_token(
+async def test_refused_credentials_keep_the_valid_token_until_the_mandatory_window(
     manager: TokenManager, endpoint: FakeEndpoint, clock: FakeClock
 ) -> None:
-    """Even refused credentials don't throw away a token that still works: callers keep it while it is
-    usable, then get CredentialsRefusedError."""
+    """Even refused credentials don't throw away a token that still works: callers keep it through the
+    advisory window, then get CredentialsRefusedError."""
     old = await manager.get_token()
     endpoint.script.extend([401] * 10)
-    clock.advance(91)
+    clock.advance(75)
     assert await manager.get_token() == old
-    clock.advance(4.5)
+    await drain(manager)
+    clock.advance(10)
+    assert await manager.get_token() == old
+    clock.advance(5.5)
     with pytest.raises(errors.CredentialsRefusedError):
-        await manager.get_token()
-
-
-async def test_usable_for_is_a_setting(
-    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
-) -> None:
-    """usable_for=1: the held token is kept until 1 s before expiry; usable_for=0 keeps it to the end."""
-    settings = TokenSettings(advisory_window=30, mandatory_window=10, usable_for=1, first_request_jitter=0)
-    manager = make_manager(settings=settings, retry_policy=RetryPolicy(deadline=0))
-    old = await manager.get_token()
-    endpoint.script.extend([503] * 10)
-    clock.advance(98.5)
-    assert await manager.get_token() == old
-    clock.advance(0.5)
-    with pytest.raises(errors.TokenUnavailableError):
         await manager.get_token()
 
 
@@ -808,4 +802,113 @@ async def test_aclose_during_the_backoff_fails_the_waiters_as_closed(
             await task
     clock.advance(100)
     await spin()
+    assert len(endpoint.sent) == 1
+
+
+class SlowCache(RecordingCache):
+    """A shared cache whose writes take a while (a Redis round trip): ``release`` lets them finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def set(self, key: str, token: CachedToken) -> None:
+        await self.release.wait()
+        await super().set(key, token)
+
+
+async def test_a_caller_arriving_while_the_new_token_is_cached_is_served(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """The new token is refused (401) by the API while the renewal still writes it to a slow cache: the
+    caller who then waits gets a token, not a wait without end."""
+    cache = SlowCache()
+    manager = make_manager(cache=cache)
+    first = asyncio.create_task(manager.get_token())
+    await spin()
+    token = manager.fresh_token()
+    assert token is not None and not first.done()  # held, being cached
+    manager.invalidate(token)
+    second = asyncio.create_task(manager.get_token())
+    await spin()
+    cache.release.set()
+    await settle(asyncio.gather(first, second), clock)
+    assert second.result() == endpoint.issued[1] != token
+
+
+class Blackhole(FakeEndpoint):
+    """A token endpoint whose requests never answer once ``hang`` is set."""
+
+    hang = False
+
+    async def send(
+        self,
+        request: Request,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Response:
+        if self.hang:
+            self.sent.append(self.clock.monotonic())
+            await asyncio.Event().wait()
+        return await super().send(request, headers, query)
+
+
+async def test_a_hanging_endpoint_never_holds_callers_past_their_deadline(clock: FakeClock) -> None:
+    """A token request that never answers: callers keep the held token through the advisory window; in the
+    mandatory window each caller gets TokenUnavailableError at its own deadline (5 s), not never."""
+    endpoint = Blackhole(clock)
+    manager = TokenManager(transport=endpoint, token_url=URL, client_id="client-1", client_secret=SECRET,
+                           settings=SETTINGS, clock=clock, retry_policy=RetryPolicy(deadline=5))  # fmt: skip
+    try:
+        old = await manager.get_token()
+        endpoint.hang = True
+        clock.advance(75)  # advisory: the renewal hangs behind the caller
+        assert await manager.get_token() == old
+        await spin()
+        assert len(endpoint.sent) == 2
+        clock.advance(15)  # mandatory: the held token is too close to expiry to send
+        start = clock.monotonic()
+        waiting = asyncio.create_task(manager.get_token())
+        await settle(waiting, clock)
+        with pytest.raises(errors.TokenUnavailableError, match="within the call's deadline"):
+            waiting.result()
+        assert clock.monotonic() - start == pytest.approx(5, abs=STEP)
+        assert len(endpoint.sent) == 2  # still one request in flight, no second one
+    finally:
+        await manager.aclose()
+
+
+async def test_retry_after_holds_across_renewals(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A 429 with Retry-After 30: callers arriving every second with a 5 s deadline give up, and the
+    endpoint is not asked again before the 30 s are over (the wait belongs to the client, not one renewal)."""
+
+    async def throttled_then_ok(request: Request, headers: Any = None, query: Any = None) -> Response:
+        endpoint.sent.append(clock.monotonic())
+        if len(endpoint.sent) == 1:
+            return Response(429, {"Retry-After": "30"}, b'{"error_key": "throttled"}')
+        return endpoint._issue()
+
+    endpoint.send = throttled_then_ok  # type: ignore[method-assign]
+    manager = make_manager(retry_policy=RetryPolicy(deadline=5))
+    start = clock.monotonic()
+    outcomes: list[object] = []
+    for _ in range(40):
+        call = asyncio.ensure_future(manager.get_token())
+        await settle(call, clock)
+        outcomes.append(call.exception() or call.result())
+        clock.advance(1)
+    assert [t - start for t in endpoint.sent][:1] == [0] and endpoint.sent[1] - start >= 30
+    assert isinstance(outcomes[0], errors.TokenUnavailableError) and outcomes[-1] == endpoint.issued[0]
+
+
+async def test_the_first_request_jitter_never_outlasts_a_short_deadline(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """With a 0 s deadline the first request's jitter is cut to it: the call gets its token, it never fails
+    against a healthy endpoint without a request sent."""
+    settings = TokenSettings(first_request_jitter=5.0)
+    manager = make_manager(settings=settings, retry_policy=RetryPolicy(deadline=0), rng=random.Random(2))
+    assert await manager.get_token() == endpoint.issued[0]
     assert len(endpoint.sent) == 1

@@ -176,12 +176,13 @@ async def test_bulk_job_through_an_outage_longer_than_a_token_life_fails_no_row(
 
 
 async def test_outage_in_the_mandatory_window_fails_no_call() -> None:
-    """Tokens living 8 s, renewal due in their last 2 s (no advisory phase), the endpoint down from just
-    before that window for 0.7 s, 25 calls every 1/16 s from 3 s before expiry to 1 s after: no call fails,
-    and none carried an expired token (the sandbox answered only 200s, no 401). The held token stays in use
-    (``usable_for=1``) while the one failed renewal (one 503) is retried ``min_interval`` later."""
+    """Tokens living 8 s, renewed in their last 2 s, sent until their last 1 s (the mandatory window), the
+    endpoint down from just before the renewal for 0.7 s, 25 calls every 1/16 s from 3 s before expiry to
+    1 s after: no call fails, and none carried an expired token (the sandbox answered only 200s, no 401).
+    The held token stays in use while the one failed renewal (one 503) is retried ``min_interval``
+    later."""
     fake = FakeClock()
-    settings = TokenSettings(advisory_window=2, mandatory_window=2, usable_for=1.0, first_request_jitter=0.0)
+    settings = TokenSettings(advisory_window=2, mandatory_window=1, first_request_jitter=0.0)
     async with sandbox_client(sandbox_config(fake, token_ttl=8), fake, settings) as (sb, client):
 
         def wave() -> Awaitable[list[object]]:
