@@ -52,6 +52,8 @@ class PlanType:
     LITE = "LITE"
 
     KNOWN = frozenset({TRIAL, BRONZE, SILVER, GOLD, GOOD, BETTER, BEST, LITE})
+    PAID = KNOWN - {TRIAL}
+    """The plans an account can be moved to: every known one but ``TRIAL`` (no account goes back to it)."""
 
 
 class BillingStatus:

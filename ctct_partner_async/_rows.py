@@ -7,12 +7,17 @@ reading it and those of the model it describes, at once. Bulk rows are checked a
 strictly than single calls: a ``plan_type`` must be a known plan (or one the caller allows) and a cancel
 reason one of the nine documented codes, because in a file these are far more likely typos than new
 server values.
+
+A column that names no field of the row's kind is never used; :func:`unknown_fields` finds such columns
+and the field each was probably meant to be (``organisation_name``: ``organization_name``), so a caller
+can refuse the file rather than drop the column without a word.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+import difflib
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -21,12 +26,35 @@ from . import _validation as validation
 from ._errors import FieldError, ValidationError
 from ._models import Cancellation, CancelReason, NewAccount, PlanChange, PlanType
 
-__all__ = ["BadRow", "cancellation_from_row", "new_account_from_row", "plan_change_from_row"]
+__all__ = [
+    "CANCELLATION_FIELDS",
+    "NEW_ACCOUNT_FIELDS",
+    "PLAN_CHANGE_FIELDS",
+    "BadRow",
+    "cancellation_from_row",
+    "new_account_from_row",
+    "plan_change_from_row",
+    "unknown_fields",
+]
 
 _TRUE = frozenset({"true", "1", "yes", "y"})
 _FALSE = frozenset({"false", "0", "no", "n"})
 NEW_ACCOUNT_FIELDS = frozenset(a.name for a in attrs.fields(NewAccount))
 BOOL_FIELDS = frozenset({"managed_site_owner", "enable_single_billing", "gdpr_opt_out"})
+PLAN_CHANGE_FIELDS = frozenset({"encoded_account_id", "plan_type", "billing_day_of_month", "plan_group_id"})
+CANCELLATION_FIELDS = frozenset({"encoded_account_id", "reason_id", "effective_date"})
+
+
+def unknown_fields(columns: Iterable[str], known: Collection[str]) -> dict[str, str | None]:
+    """Each of ``columns`` that is not in ``known`` (in order, once), with the known field closest to it
+    (``difflib``), or ``None`` when none is close."""
+    choices = sorted(known)
+    unknown: dict[str, str | None] = {}
+    for column in columns:
+        if column not in known and column not in unknown:
+            close = difflib.get_close_matches(column.strip().lower(), choices, n=1)
+            unknown[column] = close[0] if close else None
+    return unknown
 
 
 def _blank(value: Any) -> bool:
@@ -118,16 +146,20 @@ def _account_id(row: Mapping[str, Any], problems: list[FieldError]) -> str:
 
 
 def plan_change_from_row(
-    row: Mapping[str, Any], *, allowed_plan_types: Collection[str] = PlanType.KNOWN
+    row: Mapping[str, Any], *, allowed_plan_types: Collection[str] = PlanType.PAID
 ) -> tuple[str, PlanChange]:
-    """The account id and plan change a row describes; ``plan_type`` must be one of ``allowed_plan_types``."""
+    """The account id and plan change a row describes; ``plan_type`` must be one of ``allowed_plan_types``.
+
+    ``TRIAL`` is never allowed (no account goes back to it), nor listed among the allowed types.
+    """
     problems: list[FieldError] = []
     account_id = _account_id(row, problems)
     plan_type = (_text(row, "plan_type", problems) or "").upper()
+    targets = {p.upper() for p in allowed_plan_types} - {PlanType.TRIAL}
     if not plan_type:
         problems.append(FieldError("plan_type", "is required"))
-    elif plan_type not in allowed_plan_types:
-        known = ", ".join(sorted(allowed_plan_types))
+    elif plan_type != PlanType.TRIAL and plan_type not in targets:  # TRIAL: the model rule says why
+        known = ", ".join(sorted(targets))
         problems.append(FieldError("plan_type", f"must be a known plan type ({known})"))
     change = PlanChange(
         plan_type=plan_type or "GOLD",

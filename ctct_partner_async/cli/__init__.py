@@ -1,9 +1,11 @@
 """The ``ctct-partner`` command: bulk jobs from files, account and webhook commands, the sandbox, a demo.
 
-``main(argv)`` returns the exit status: 0 when every row (or the command) succeeded, 1 when some rows
-failed or the API refused the command, 2 on a usage error (bad arguments, a missing credential, an
-unreadable file). ``run(argv)`` does the same inside an already running event loop (for tests and
-embedding; it cannot run ``sandbox``, which owns its loop).
+``main(argv)`` returns the exit status (``EXIT_STATUS``, also shown by ``--help``): 0 when every row
+(or the command) succeeded, 1 when some rows failed, the file held none or the API refused the command,
+2 on a usage error (bad arguments, a missing credential, an unreadable file, an unknown column, an
+output naming the input), 130 when interrupted. ``run(argv)`` does the same inside an already running
+event loop (for tests and embedding; it cannot run ``sandbox``, which owns its loop). ``-v`` and
+``-vv``, before or after the command's name, send the SDK's log records to stderr (see ``logs``).
 """
 
 from __future__ import annotations
@@ -15,19 +17,36 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from .._errors import CtctError, ValidationError
+from .._models import PlanType
 from .._version import __version__
 from ..sandbox import cli as sandbox_cli
 from ._text import printable
 from .commands import accounts_list, webhooks_command
 from .demo import demo_command
 from .jobs import bulk_command
-from .options import UsageError, bulk_options, connection_options, positive_int, seconds, topic
+from .logs import logging_to_stderr, verbosity, verbosity_options
+from .options import (
+    UsageError,
+    bulk_options,
+    connection_options,
+    plan_type_name,
+    positive_int,
+    seconds,
+    topic,
+)
 
 __all__ = ["build_parser", "main", "run"]
 
 Command = Callable[[argparse.Namespace], Awaitable[int]]
 PROG = "ctct-partner"
 DESCRIPTION = "Bulk jobs, accounts and webhooks on the Constant Contact partner API; a local sandbox; a demo."
+EXIT_STATUS = """exit status:
+  0    every row (or the command) succeeded
+  1    some rows failed, are invalid or not settled yet; the file holds no rows;
+       the API refused the command
+  2    usage error: bad arguments, a missing credential, an unreadable file, an
+       unknown column, --out or --journal naming the input, a journal in use
+  130  interrupted (a bulk job resumes from its --journal)"""
 
 
 def _sub(
@@ -39,7 +58,14 @@ def _sub(
     add_help: bool = True,
 ) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        name, help=help_text, description=help_text, parents=parents, add_help=add_help, allow_abbrev=False
+        name,
+        help=help_text,
+        description=help_text,
+        parents=parents,
+        add_help=add_help,
+        allow_abbrev=False,
+        epilog=EXIT_STATUS if command is not None else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(run=command, parser=parser)
     return parser
@@ -81,9 +107,11 @@ def _add_bulk(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     plans.add_argument(
         "--allow-plan-type",
         action="append",
+        type=plan_type_name,
         default=[],
         metavar="NAME",
-        help="accept this plan_type besides the known ones (repeatable)",
+        help=f"accept this plan_type besides the known ones ({', '.join(sorted(PlanType.PAID))}; "
+        "never TRIAL: no account goes back to it) (repeatable)",
     )
     _sub(
         subparsers,
@@ -125,7 +153,14 @@ def _add_webhooks(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ctct-partner`` argument parser."""
-    parser = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        allow_abbrev=False,
+        description=DESCRIPTION,
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[verbosity_options()],
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_bulk(subparsers)
@@ -139,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[sandbox_cli.build_parser()],
         add_help=False,
     )
-    demo = _sub(subparsers, "demo", demo_command, "a bulk run against an in-process sandbox with faults on")
+    demo = _sub(
+        subparsers,
+        "demo",
+        demo_command,
+        "a bulk run against an in-process sandbox with faults on",
+        parents=[verbosity_options("command_verbose")],
+    )
     demo.add_argument("--accounts", type=positive_int, default=1000, metavar="N", help="default 1000")
     demo.add_argument("--seed", type=int, default=1, help="the same seed gives the same run (default 1)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -159,7 +200,8 @@ async def execute(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
     command: Command = args.run
     try:
-        return await command(args)
+        with logging_to_stderr(verbosity(args)):
+            return await command(args)
     except (UsageError, ValidationError) as exc:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {printable(str(exc))}", file=sys.stderr)

@@ -16,12 +16,13 @@ from typing import Any
 
 import attrs
 
-from .._auth import TokenRefresh, TokenSettings
+from .._auth import INITIAL, TokenRefresh, TokenSettings
 from .._bulk import Outcome
 from .._client import PartnerClient
 from .._models import CancelReason, PlanType
 from ..sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 from .jobs import run_rows
+from .logs import log_response
 from .progress import Progress
 from .report import Tally, format_summary, format_table
 
@@ -157,6 +158,7 @@ def demo_client(handle: SandboxHandle, renewals: Counter[str]) -> PartnerClient:
         rate_limit=RATE,
         max_concurrency=CONCURRENCY,
         on_token_refresh=heard,
+        on_response=log_response,
         token_settings=ONE_PROCESS,
     )
 
@@ -171,6 +173,20 @@ def intro(count: int, seed: int) -> str:
         f"ctct-partner demo: {count} accounts against an in-process sandbox (seed {seed})\n"
         f"  sandbox: {sandbox}\n  faults on creates and plan changes: {faults}\n  client: {client}\n"
     )
+
+
+def token_renewals(requests: Counter[str]) -> str:
+    """The token requests after the first token, by reason (they add up), then the first token's."""
+    later = sorted((k, n) for k, n in requests.items() if not k.startswith(INITIAL))
+    first = {k: n for k, n in requests.items() if k.startswith(INITIAL)}
+    text = str(sum(n for _, n in later))
+    if later:
+        text += f" ({', '.join(f'{reason} {n}' for reason, n in later)})"
+    if first:
+        failed = sum(n for k, n in first.items() if k != INITIAL)
+        detail = f" ({sum(first.values())} requests, {failed} failed)" if failed else ""
+        text += f", after the first token{detail}"
+    return text
 
 
 def report(
@@ -188,13 +204,12 @@ def report(
     parts.append(f"accounts list: {listing.total()} accounts ({statuses})")
     requests = int(stats["api_requests"])
     statuses_seen = ", ".join(f"{k}: {v}" for k, v in sorted(stats["responses_by_status"].items()))
-    renewed = sum(n for reason, n in renewals.items() if reason != "initial")
     rows = [
         ("API requests", f"{requests} ({requests / elapsed:.1f}/s)"),
         ("responses", statuses_seen),
         ("faults injected", ", ".join(f"{k}: {v}" for k, v in sorted(stats["faults_injected"].items()))),
         ("retries", str(client.retries)),
-        ("token renewals", f"{renewed} ({', '.join(f'{k} {v}' for k, v in sorted(renewals.items()))})"),
+        ("token renewals", token_renewals(renewals)),
         ("check", check),
         ("wall time", f"{elapsed:.1f} s"),
     ]

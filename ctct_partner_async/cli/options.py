@@ -15,8 +15,10 @@ from typing import Any
 from .._auth import TokenSettings
 from .._client import DEFAULT_BASE_URL, PartnerClient
 from .._errors import ValidationError
-from .._models import WebhookTopic
+from .._models import PlanType, WebhookTopic
 from .._tokens import DEFAULT_TOKEN_URL
+from ..sources import FORMATS
+from .logs import log_response, verbosity_options
 
 __all__ = [
     "ENVIRONMENT",
@@ -24,6 +26,7 @@ __all__ = [
     "bulk_options",
     "connection_options",
     "make_client",
+    "plan_type_name",
     "positive_int",
     "rate_limit",
     "topic",
@@ -81,18 +84,31 @@ def rate_limit(text: str) -> float | None:
 
 def topic(text: str) -> int:
     """An argparse type: a webhook topic by number (1-4) or name (``billing-tier-upgrade``)."""
-    if text.isdigit():
-        return int(text)
     try:
+        if text.strip().isdigit():
+            return int(WebhookTopic(int(text)))
         return int(WebhookTopic[text.strip().upper().replace("-", "_")])
-    except KeyError:
+    except (KeyError, ValueError):
         names = ", ".join(t.name.lower().replace("_", "-") for t in WebhookTopic)
-        raise argparse.ArgumentTypeError(f"unknown topic {text!r}; use 1-4 or one of {names}") from None
+        numbers = f"{min(WebhookTopic)}-{max(WebhookTopic)}"
+        raise argparse.ArgumentTypeError(f"unknown topic {text!r}; use {numbers} or one of {names}") from None
+
+
+def plan_type_name(text: str) -> str:
+    """An argparse type: a plan type to allow besides the known ones (upper-cased); never ``TRIAL``."""
+    name = text.strip().upper()
+    if not name:
+        raise argparse.ArgumentTypeError("expected a plan type name")
+    if name == PlanType.TRIAL:
+        raise argparse.ArgumentTypeError("TRIAL can't be allowed: no account can be moved (back) to TRIAL")
+    return name
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """A parent parser: credentials, endpoints and the client-side rate limit."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    """A parent parser: credentials, endpoints, the client-side rate limit, and ``-v``."""
+    parser = argparse.ArgumentParser(
+        add_help=False, allow_abbrev=False, parents=[verbosity_options("command_verbose")]
+    )
     group = parser.add_argument_group("credentials and endpoints (flags override the environment)")
     for name, (flag, var) in CREDENTIALS.items():
         group.add_argument(flag, dest=name, metavar=name.upper(), help=f"default: ${var}")
@@ -128,9 +144,25 @@ def bulk_options() -> argparse.ArgumentParser:
     parser.add_argument(
         "file",
         metavar="FILE",
-        help="rows as .csv (with a header) or .jsonl; columns are the API's field names",
+        help="rows as .csv (with a header), .jsonl (an object per line) or .json (an array of objects); "
+        "- reads stdin; columns are the API's field names",
     )
     group = parser.add_argument_group("bulk job")
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="how FILE is written (default: its suffix; for stdin, sniffed: [ json, { jsonl, else csv)",
+    )
+    group.add_argument(
+        "--ignore-unknown-columns",
+        action="store_true",
+        help="read a file with columns that name no field (default: a usage error that lists them)",
+    )
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every row and print the summary (valid, invalid); send nothing, need no credentials",
+    )
     group.add_argument(
         "--journal",
         metavar="PATH",
@@ -140,7 +172,8 @@ def bulk_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--out",
         metavar="PATH",
-        help="write one JSON line per row: index, key, state, encoded_account_id, error",
+        help="write a line per row (index, key, state, encoded_account_id, error): CSV when PATH ends "
+        "in .csv, else JSON Lines",
     )
     group.add_argument(
         "--concurrency",
@@ -177,6 +210,6 @@ def make_client(
     """A ``PartnerClient`` for the command; ``UsageError`` on a missing or bad setting."""
     settings = client_settings(args, os.environ if environ is None else environ)
     try:
-        return PartnerClient(**settings, **extra)
+        return PartnerClient(**{"on_response": log_response, **settings, **extra})
     except ValidationError as exc:
         raise UsageError(str(exc)) from None

@@ -1,15 +1,19 @@
-"""What a bulk command reports: one JSON line per row (``--out``), a tally, and the summary table.
+"""What a bulk command reports: a result per row (``--out``), a tally, and the summary table.
 
-A result line is ``{"index", "key", "state", "encoded_account_id", "error"}``: never a password, a token
-or an API key (the SDK's error messages carry none, and nothing else from the row is written). What goes
-to the terminal (the table, the summary, the problem lines) passes through :func:`printable`: a row key
-or a server message can't send the terminal an escape sequence. The results file is JSON, with the same
-characters as ``\\u`` escapes.
+A result is ``index, key, state, encoded_account_id, error``: never a password, a token or an API key
+(the SDK's error messages carry none, and nothing else from the row is written). What goes to the
+terminal (the table, the summary, the problem lines) passes through :func:`printable`: a row key or a
+server message can't send the terminal an escape sequence. The results file is JSON Lines, with the same
+characters as ``\\u`` escapes, or CSV when its name ends in ``.csv``: a header line, then text cells
+through :func:`printable` (one line per row) and a cell that a spreadsheet would run as a formula (one
+that begins with ``=``, ``+``, ``-`` or ``@``) behind a ``'``.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import csv
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +24,16 @@ import attrs
 from .._bulk import Outcome, OutcomeState
 from ._text import json_line, printable
 
-__all__ = ["ResultsFile", "Tally", "format_problems", "format_summary", "format_table", "result_record"]
+__all__ = [
+    "ResultsFile",
+    "RowResult",
+    "Tally",
+    "format_check_summary",
+    "format_problems",
+    "format_summary",
+    "format_table",
+    "result_record",
+]
 
 MAX_PROBLEMS = 10
 PENDING_NOTE = (
@@ -36,28 +49,68 @@ def describe_error(outcome: Outcome) -> str | None:
     return PENDING_NOTE if outcome.state is OutcomeState.PENDING else None
 
 
-def result_record(outcome: Outcome) -> dict[str, object]:
-    """The JSON object written for one row."""
-    return {
-        "index": outcome.index,
-        "key": outcome.key,
-        "state": outcome.state.value,
-        "encoded_account_id": outcome.encoded_account_id,
-        "error": describe_error(outcome),
-    }
+@attrs.frozen(kw_only=True)
+class RowResult:
+    """What is reported of one row: a bulk job's ``Outcome``, or a ``--dry-run`` check (``valid``)."""
+
+    index: int
+    key: str
+    state: str
+    ok: bool
+    encoded_account_id: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> RowResult:
+        return cls(
+            index=outcome.index,
+            key=outcome.key,
+            state=outcome.state.value,
+            ok=outcome.ok,
+            encoded_account_id=outcome.encoded_account_id,
+            error=describe_error(outcome),
+        )
+
+
+RESULT_COLUMNS = ("index", "key", "state", "encoded_account_id", "error")
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def result_record(row: Outcome | RowResult) -> dict[str, object]:
+    """The record written for one row (a JSON object, or a CSV line in ``RESULT_COLUMNS`` order)."""
+    result = RowResult.of(row) if isinstance(row, Outcome) else row
+    return {name: getattr(result, name) for name in RESULT_COLUMNS}
+
+
+def csv_cell(value: object) -> object:
+    """A CSV results cell: text on one line, never run as a spreadsheet formula; ``None`` empty."""
+    if value is None or isinstance(value, int):
+        return "" if value is None else value
+    text = printable(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 class ResultsFile:
-    """``--out``: JSON Lines, one per row in the order rows finish, flushed line by line."""
+    """``--out``: a line per row in the order rows finish, flushed line by line; CSV for a ``.csv`` name,
+    JSON Lines otherwise."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle = path.open("w", encoding="utf-8")
+        self.csv = path.suffix.lower() == ".csv"
+        self._handle = path.open("w", encoding="utf-8", newline="" if self.csv else None)
+        self._writer = csv.writer(self._handle, lineterminator="\n") if self.csv else None
+        if self._writer is not None:
+            self._writer.writerow(RESULT_COLUMNS)
+            self._handle.flush()
 
-    def write(self, outcome: Outcome) -> None:
-        # json_line: a lone surrogate in a row key (a "\ud800" in a JSONL file) is written as its escape
-        # rather than failing the write, and the file is safe to cat.
-        self._handle.write(json_line(result_record(outcome)) + "\n")
+    def write(self, row: Outcome | RowResult) -> None:
+        record = result_record(row)
+        if self._writer is not None:
+            self._writer.writerow([csv_cell(value) for value in record.values()])
+        else:
+            # json_line: a lone surrogate in a row key (a "\ud800" in a JSONL file) is written as its
+            # escape rather than failing the write, and the file is safe to cat.
+            self._handle.write(json_line(record) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -75,20 +128,24 @@ class ResultsFile:
 
 @attrs.define
 class Tally:
-    """Counts per state, how many creates were deferred, and the first few rows that did not succeed."""
+    """Counts per state, how many rows were created after a 503, and the first few rows (in file order)
+    that did not succeed."""
 
     counts: Counter[str] = attrs.Factory(Counter)
     deferred: int = 0
-    problems: list[Outcome] = attrs.Factory(list)
+    problems: list[RowResult] = attrs.Factory(list)
     problem_count: int = 0
 
-    def add(self, outcome: Outcome) -> None:
-        self.counts[outcome.state.value] += 1
-        self.deferred += outcome.deferred
-        if not outcome.ok:
+    def add(self, row: Outcome | RowResult) -> None:
+        """Count a row; an ``Outcome`` created after its create was deferred (503) counts as such."""
+        if isinstance(row, Outcome):
+            self.deferred += row.deferred and row.state is OutcomeState.CREATED
+            row = RowResult.of(row)
+        self.counts[row.state] += 1
+        if not row.ok:
             self.problem_count += 1
-            if len(self.problems) < MAX_PROBLEMS:
-                self.problems.append(outcome)
+            bisect.insort(self.problems, row, key=lambda r: r.index)  # rows finish out of file order
+            del self.problems[MAX_PROBLEMS:]
 
     @property
     def rows(self) -> int:
@@ -123,26 +180,45 @@ def format_table(
     return lines
 
 
-def format_summary(label: str, tally: Tally, *, retries: int, elapsed: float) -> str:
-    """The end-of-run table: rows per state (in the order of ``OutcomeState``), retries, time, rate."""
-    per_second = tally.rows / elapsed if elapsed > 0 else 0.0
+STATE_ORDER = ("valid", *(state.value for state in OutcomeState))
+
+
+def state_rows(tally: Tally) -> list[tuple[str, object]]:
+    """Rows per state, in the order of ``STATE_ORDER``; the creates after a 503 under ``created``."""
     rows: list[tuple[str, object]] = []
-    for state in OutcomeState:
-        if tally.counts[state.value]:
-            rows.append((state.value, tally.counts[state.value]))
-            if state is OutcomeState.CREATED and tally.deferred:
+    others = sorted(set(tally.counts) - set(STATE_ORDER))
+    for state in (*STATE_ORDER, *others):
+        if tally.counts[state]:
+            rows.append((state, tally.counts[state]))
+            if state == OutcomeState.CREATED and tally.deferred:
                 rows.append(("  of which after a 503", tally.deferred))
-    rows += [("retries", retries), ("elapsed", f"{elapsed:.1f} s"), ("rows/s", f"{per_second:.1f}")]
-    done = "all succeeded" if tally.ok else f"{tally.problem_count} not done"
-    header = f"{printable(label)}: {tally.rows} rows, {done}"
+    return rows
+
+
+def _summary(header: str, rows: list[tuple[str, object]]) -> str:
     return "\n".join([header, *("  " + line for line in format_table(("state", "rows"), rows, numeric=1))])
 
 
+def format_summary(label: str, tally: Tally, *, retries: int, elapsed: float) -> str:
+    """The end-of-run table: rows per state (in the order of ``OutcomeState``), retries, time, rate."""
+    per_second = tally.rows / elapsed if elapsed > 0 else 0.0
+    rows = state_rows(tally)
+    rows += [("retries", retries), ("elapsed", f"{elapsed:.1f} s"), ("rows/s", f"{per_second:.1f}")]
+    done = "all succeeded" if tally.ok else f"{tally.problem_count} not done"
+    return _summary(f"{printable(label)}: {tally.rows} rows, {done}", rows)
+
+
+def format_check_summary(label: str, tally: Tally) -> str:
+    """The ``--dry-run`` table: rows checked, how many are valid and invalid; nothing was sent."""
+    done = "all valid" if tally.ok else f"{tally.problem_count} invalid"
+    header = f"{printable(label)} --dry-run: {tally.rows} rows, {done}, nothing sent"
+    return _summary(header, state_rows(tally))
+
+
 def format_problems(tally: Tally, out: Path | None) -> str:
-    """The first rows that did not succeed, one line each, and where to find the rest."""
+    """The first rows (in file order) that did not succeed, one line each, and where to find the rest."""
     lines = [
-        printable(f"row {o.index} ({o.key}): {o.state.value}: {describe_error(o) or 'no detail'}")
-        for o in tally.problems
+        printable(f"row {r.index} ({r.key}): {r.state}: {r.error or 'no detail'}") for r in tally.problems
     ]
     hidden = tally.problem_count - len(tally.problems)
     where = f"every row is in {printable(out)}" if out is not None else "pass --out PATH to get every row"
