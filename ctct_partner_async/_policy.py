@@ -12,6 +12,12 @@
 ``Retry`` runs the decision under an attempt cap, an overall deadline and a per-client budget, with
 exponential backoff and full jitter, on tenacity. The first attempt never touches tenacity, so the
 success path costs one ``try``; a fresh ``AsyncRetrying`` is built only when a first attempt has failed.
+
+A throttle is not a failure to back off from but a queue to join: its retry waits the server's
+``Retry-After`` or a short jitter, then books a turn under the ``RateLimiter``, which the throttle has
+just slowed down (or, for a client with no limit of its own, switched on). Those retries spend no
+budget and don't count toward ``max_attempts`` (``max_throttle_retries`` and the deadline bound them), so
+a job against a limiting server is paced down to what the server admits and fails no row.
 """
 
 from __future__ import annotations
@@ -37,10 +43,13 @@ class RetryPolicy:
 
     The budget lets retries add at most ``budget_ratio`` of the client's last ``budget_window``
     requests, plus a reserve of ``budget_reserve`` retries, so an outage does not multiply the load.
-    Retries of 429 ``throttled`` are paced by the rate limiter and do not spend budget.
+    Retries of 429 ``throttled`` are paced by the rate limiter: they spend no budget and are not counted
+    by ``max_attempts``; one call retries at most ``max_throttle_retries`` throttles (and never past the
+    deadline). ``RetryPolicy(max_attempts=1, max_throttle_retries=0)`` retries nothing at all.
     """
 
     max_attempts: int = 6
+    max_throttle_retries: int = 50
     deadline: float = 120.0
     backoff_initial: float = 0.5
     backoff_max: float = 20.0
@@ -52,11 +61,16 @@ class RetryPolicy:
 
 @attrs.frozen
 class RetryDecision:
-    """``retry`` or not; ``wait`` is a server-given delay, ``None`` for the default backoff."""
+    """``retry`` or not; ``wait`` is a server-given delay, ``None`` for the default backoff.
+
+    ``throttled``: the answer was 429 ``throttled``; its retry is paced by the rate limiter rather than
+    backed off (a short jitter only), spends no budget and is not counted by ``max_attempts``.
+    """
 
     retry: bool
     wait: float | None = None
     spends_budget: bool = True
+    throttled: bool = False
 
 
 NO_RETRY = RetryDecision(False)
@@ -71,7 +85,7 @@ def decide(error: BaseException, request: Request, policy: RetryPolicy) -> Retry
             return NO_RETRY
         case errors.ThrottledError(retry_after=after):
             wait = None if after is None else min(after, policy.retry_after_cap)
-            return RetryDecision(True, wait, spends_budget=False)
+            return RetryDecision(True, wait, spends_budget=False, throttled=True)
         case errors.ServiceUnavailableError():
             return BACKOFF if request.idempotent else NO_RETRY
         case errors.ServerError() | errors.ResponseError():
@@ -146,9 +160,16 @@ class Retry:
         )
 
     def backoff(self, decision: RetryDecision, attempt: int) -> float:
-        """The wait after failed attempt ``attempt``: the server's delay, or full-jitter exponential."""
+        """The wait after failed attempt ``attempt``: the server's delay, or full-jitter exponential.
+
+        A throttle without ``Retry-After`` waits a jitter of at most ``backoff_initial`` whatever the
+        attempt: the rate limiter, slowed by that throttle, spaces the retry; growing waits on top would
+        only leave the server's capacity unused.
+        """
         if decision.wait is not None:
             return decision.wait
+        if decision.throttled:
+            return self._rng.uniform(0, min(self.policy.backoff_initial, self.policy.backoff_max))
         ceiling = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling)
 
@@ -165,7 +186,7 @@ class _Run:
     tenacity asks ``retry`` first, then ``wait``, then ``stop``, then ``before_sleep``.
     """
 
-    __slots__ = ("_deadline", "_decision", "_request", "_retry", "_url")
+    __slots__ = ("_deadline", "_decision", "_request", "_retry", "_throttles", "_url")
 
     def __init__(self, retry: Retry, request: Request, url: str, deadline: float) -> None:
         self._retry = retry
@@ -173,19 +194,25 @@ class _Run:
         self._url = url
         self._deadline = deadline
         self._decision = NO_RETRY
+        self._throttles = 0  # failed attempts that were throttles: not counted by max_attempts
 
     def retry(self, state: tenacity.RetryCallState) -> bool:
         self._decision = decide(_error(state), self._request, self._retry.policy)
+        if self._decision.throttled:
+            self._throttles += 1
         return self._decision.retry
 
     def wait(self, state: tenacity.RetryCallState) -> float:
-        return self._retry.backoff(self._decision, state.attempt_number)
+        return self._retry.backoff(self._decision, state.attempt_number - self._throttles)
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
-        """The attempt cap, the deadline (no sleep past it), then the budget (spent only when a retry
-        really follows)."""
-        retry = self._retry
-        if state.attempt_number >= retry.policy.max_attempts:
+        """The attempt caps (throttles counted apart), the deadline (no sleep past it), then the budget
+        (spent only when a retry really follows)."""
+        retry, policy = self._retry, self._retry.policy
+        if self._decision.throttled:
+            if self._throttles > policy.max_throttle_retries:
+                return True
+        elif state.attempt_number - self._throttles >= policy.max_attempts:
             return True
         if retry._clock.monotonic() + (state.upcoming_sleep or 0.0) > self._deadline:
             return True  # the wait would end past the deadline
@@ -202,16 +229,53 @@ def _error(state: tenacity.RetryCallState) -> BaseException:
     return error
 
 
+class _Meter:
+    """Events a second over the last second: two one-second buckets, the older weighted by its overlap."""
+
+    __slots__ = ("_before", "_count", "_start")
+
+    def __init__(self) -> None:
+        self._start = -float("inf")
+        self._count = 0
+        self._before = 0
+
+    def add(self, now: float) -> None:
+        elapsed = now - self._start
+        if elapsed >= 1.0:
+            self._before = self._count if elapsed < 2.0 else 0
+            self._start = self._start + 1.0 if elapsed < 2.0 else now
+            self._count = 0
+        self._count += 1
+
+    def rate(self, now: float) -> float:
+        elapsed = now - self._start
+        if elapsed >= 2.0:
+            return 0.0
+        if elapsed >= 1.0:
+            return self._count * (2.0 - elapsed)
+        return self._before * (1.0 - elapsed) + self._count
+
+
 class RateLimiter:
     """A client-side limit on requests per second and on requests in flight, shared by all coroutines.
 
     Requests are spaced ``1/rate`` apart (a token bucket with a burst of one), so a server that admits
     ``rate`` a second never sees a burst above it. On a 429 ``throttled`` the rate is cut by
-    ``backoff_factor`` (another process may share the API key) and then recovers linearly to the
-    configured rate over ``recovery_time`` seconds, in the spirit of botocore's adaptive mode. Throttles
-    within ``cooldown`` seconds of a cut are answers to requests sent before it: they don't cut again.
-    With ``max_wait`` set, a caller that would wait longer for its turn, or find every in-flight slot
-    taken, gets ``RateLimitError`` at once instead (for web handlers that must answer quickly).
+    ``backoff_factor`` (another process may share the API key), then climbs back linearly, regaining
+    what a cut by ``backoff_factor`` takes off over ``recovery_time`` seconds, until it is back at the
+    configured rate (botocore's adaptive mode and TCP's AIMD in spirit). A cut is answered by throttles of
+    requests sent before it: for ``cooldown`` seconds, and until every turn booked before it has gone,
+    throttles don't cut again. With ``max_wait`` set, a caller that would wait longer for its turn, or
+    find every in-flight slot taken, gets ``RateLimitError`` at once instead (for web handlers).
+
+    With no configured rate (``None``) nothing is spaced until the server throttles; the limiter only
+    counts what it lets through (over a sliding second) and what is answered. The first throttle turns on
+    a *learned* limit: the rate sent over the last second is taken as if it had been configured, and cut
+    by ``backoff_factor``. A later cut takes off the share of answers refused since the last throttle
+    (the one that ended the quiet period included), at most ``backoff_factor`` of it: a throttle now and
+    then, from a server admitting nearly all, costs only its share; a rate far above the server's is
+    halved, cut after cut, down to it. After ``forget_after`` seconds without a throttle the learned
+    limit is dropped: the server has stopped limiting.
     """
 
     def __init__(
@@ -225,6 +289,7 @@ class RateLimiter:
         recovery_time: float = 10.0,
         min_rate: float = 0.5,
         cooldown: float = 1.0,
+        forget_after: float = 60.0,
     ) -> None:
         if rate is not None and not rate > 0:  # also refuses NaN
             raise errors.ValidationError(
@@ -236,36 +301,72 @@ class RateLimiter:
         self._clock = clock
         self._max_wait = max_wait
         self._factor = backoff_factor
-        self._recovery = recovery_time
+        self._regain = (1.0 - backoff_factor) / backoff_factor / recovery_time  # per second, of the floor
         self._cooldown = cooldown
+        self._forget_after = forget_after
         self._min_rate = min(min_rate, rate) if rate else min_rate
-        self._floor_rate = rate
-        self._throttled_at = -float("inf")
+        self._ceiling = rate  # the configured or learned rate, recovered to after a cut; None: no limit
+        self._floor_rate = rate  # the rate just after the last cut
+        self._throttled_at = -float("inf")  # the last cut
+        self._climb_from = -float("inf")  # when the rate starts to climb back after it
+        self._quiet_until = -float("inf")  # throttles before this answer requests sent before the last cut
         self._next_slot = -float("inf")
+        self._learns = rate is None  # no configured rate: a limit is learned from throttles
+        self._sent = _Meter()  # requests let through (counted only by a limiter that learns)
+        self._answered = self._refused = 0  # answers and throttles since the last throttle (or cut)
         self._free = max_concurrency
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.throttles = 0
 
     @property
     def rate(self) -> float | None:
-        """The current rate: the configured one, or less while recovering from a throttle."""
-        configured, floor = self._configured, self._floor_rate
-        if configured is None or floor is None or floor >= configured:
-            return configured
-        elapsed = self._clock.monotonic() - self._throttled_at
-        if elapsed >= self._recovery:
-            self._floor_rate = configured  # recovered: no arithmetic on later calls
-            return configured
-        return floor + (configured - floor) * elapsed / self._recovery
+        """The current rate: the configured or learned one, or less after a cut; ``None``: no limit."""
+        ceiling, floor = self._ceiling, self._floor_rate
+        if ceiling is None or (not self._learns and floor is not None and floor >= ceiling):
+            return ceiling  # no limit, or the configured rate with no recovery under way: no clock read
+        return self._rate_at(self._clock.monotonic())
+
+    @property
+    def learned(self) -> bool:
+        """Whether a limit learned from throttles is in force (the client has no configured rate)."""
+        return self._learns and self._ceiling is not None
+
+    def _rate_at(self, now: float) -> float | None:
+        ceiling, floor = self._ceiling, self._floor_rate
+        if ceiling is None or floor is None:
+            return None
+        if floor < ceiling:
+            rate = floor * (1.0 + self._regain * max(0.0, now - self._climb_from))
+            if rate < ceiling:
+                return rate
+            self._floor_rate = ceiling  # recovered: no arithmetic on later calls
+        if self._learns and now - self._throttled_at >= self._forget_after:
+            self._ceiling = self._floor_rate = None  # no throttle for a long while: drop the learned limit
+            return None
+        return ceiling
 
     def throttled(self) -> None:
-        """The server answered 429 ``throttled``: slow down."""
+        """The server answered 429 ``throttled``: slow down (with no limit yet: start limiting)."""
         self.throttles += 1
-        current = self.rate
-        if current is None or self._clock.monotonic() - self._throttled_at < self._cooldown:
+        now = self._clock.monotonic()
+        self._refused += 1
+        if now < self._quiet_until:  # an answer to a request sent before the cut: count from here on
+            self._answered = self._refused = 0
             return
-        self._floor_rate = max(self._min_rate, current * self._factor)
-        self._throttled_at = self._clock.monotonic()
+        current = self._rate_at(now)
+        if current is None:  # the first throttle: start from the rate that was being sent
+            self._ceiling = current = max(self._min_rate, self._sent.rate(now))
+            floor = current * self._factor
+        elif self._learns:  # a learned limit: cut by the share just refused, by backoff_factor at most
+            refused = self._refused / max(self._answered, self._refused)
+            floor = current * max(self._factor, 1.0 - refused)
+        else:
+            floor = current * self._factor
+        self._answered = self._refused = 0
+        self._floor_rate = max(self._min_rate, floor)
+        self._throttled_at = now
+        self._climb_from = max(now, self._next_slot)  # once the turns booked before the cut have gone
+        self._quiet_until = max(now, self._next_slot) + self._cooldown
 
     # -- the concurrency cap: a small semaphore whose free path needs no await -----------------------------
     def try_enter(self) -> bool:
@@ -295,6 +396,7 @@ class RateLimiter:
 
     def leave(self) -> None:
         """Give an in-flight slot back: straight to the first caller still queueing, if any."""
+        self._answered += 1  # an answer (or an error) came back
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
@@ -315,10 +417,15 @@ class RateLimiter:
         they would buy, and a server that admits ``rate`` a second absorbs a millisecond's worth of
         early requests. With ``max_wait``, a turn further away raises ``RateLimitError`` and books nothing.
         """
-        rate = self.rate
-        if rate is None:
+        if self._ceiling is None:  # no limit: count what goes through, for a first throttle to learn from
+            self._sent.add(self._clock.monotonic())
             return 0.0
         now = self._clock.monotonic()
+        rate = self._rate_at(now)
+        if self._learns:  # counted under a learned limit too: a throttle just after it drops needs them
+            self._sent.add(now)
+        if rate is None:  # a learned limit just dropped
+            return 0.0
         slot = self._next_slot if self._next_slot > now else now
         wait = slot - now
         if self._max_wait is not None and wait > self._max_wait:

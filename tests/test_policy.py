@@ -8,10 +8,12 @@ import random
 
 import pytest
 
+from ctct_partner_async import PartnerClient
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._clock import FakeClock
 from ctct_partner_async._policy import RateLimiter, Retry, RetryDecision, RetryPolicy, decide
-from ctct_partner_async._protocol import Request
+from ctct_partner_async._protocol import Request, Response
+from ctct_partner_async.testing import MockTransport
 
 GET = Request("GET", "partner/accounts", "list_accounts")
 PUT = Request("PUT", "partner/accounts/a/plan", "update_plan")
@@ -123,7 +125,8 @@ async def test_limiter_spaces_requests() -> None:
 
 
 def test_limiter_adapts_to_throttling_and_recovers() -> None:
-    """A throttle halves the rate; it climbs back to the configured rate over the recovery time."""
+    """A throttle halves the rate; it climbs back linearly, regaining half a cut's worth over the recovery
+    time, to the configured rate (a deeper cut climbs back more slowly)."""
     clock = FakeClock()
     limiter = RateLimiter(10.0, 10, clock, recovery_time=10.0)
     assert limiter.rate == 10.0
@@ -137,8 +140,10 @@ def test_limiter_adapts_to_throttling_and_recovers() -> None:
     limiter.throttled()
     assert limiter.rate == pytest.approx(5.5 / 2)  # recovered to 5.5 by then, cut to half
     clock.advance(5.0)
-    assert limiter.rate == pytest.approx(2.75 + 7.25 * 0.5)
+    assert limiter.rate == pytest.approx(2.75 * (1 + 5.0 / 10.0))  # 2.75 a second regained per 10 s
     clock.advance(10.0)
+    assert limiter.rate == pytest.approx(2.75 * (1 + 15.0 / 10.0))
+    clock.advance(12.0)
     assert limiter.rate == 10.0
     assert limiter.throttles == 4
 
@@ -248,3 +253,151 @@ def test_unthrottled_rate_needs_no_arithmetic() -> None:
     clock.advance(5.0)
     assert recovering.rate == 4.0
     assert not math.isnan(recovering._floor_rate or 0.0)
+
+
+# -- throttling: the learned limit, the quiet period, paced retries ----------------------------------------
+
+
+def test_a_throttle_is_a_paced_retry() -> None:
+    """A 429 throttled is retried as a throttle (paced, no budget); a 500 is not one."""
+    throttle = decide(api(errors.ThrottledError, 429, error_keys=["throttled"]), CREATE, POLICY)
+    assert (throttle.retry, throttle.throttled, throttle.spends_budget) == (True, True, False)
+    assert not decide(api(errors.ServerError, 500), GET, POLICY).throttled
+
+
+def test_throttled_retries_wait_a_short_jitter_whatever_the_attempt() -> None:
+    """A throttle without Retry-After waits at most backoff_initial, however many came before (the limiter
+    does the pacing); with Retry-After it waits that."""
+    retry = Retry(RetryPolicy(backoff_initial=0.5), FakeClock(), on_retry=None, rng=random.Random(2))
+    paced = RetryDecision(True, None, spends_budget=False, throttled=True)
+    waits = [retry.backoff(paced, attempt) for attempt in range(1, 40)]
+    assert max(waits) <= 0.5 and min(waits) >= 0
+    assert retry.backoff(RetryDecision(True, 3.0, spends_budget=False, throttled=True), 9) == 3.0
+
+
+def throttle_then_ok(throttles: int) -> MockTransport:
+    replies = [Response.from_json(429, {"error_key": "throttled", "error_message": "x"})] * throttles
+
+    def handle(request: Request) -> Response:
+        return replies.pop(0) if replies else Response.from_json(200, [])
+
+    return MockTransport(handle)
+
+
+def mock_client(transport: MockTransport, policy: RetryPolicy) -> PartnerClient:
+    async def token() -> str:
+        return "jwt"
+
+    return PartnerClient(api_key="k", token_provider=token, transport=transport, clock=FakeClock(autojump=True),
+                         rate_limit=None, on_retry=None, retry_policy=policy)  # fmt: skip
+
+
+async def test_throttles_are_not_counted_by_max_attempts() -> None:
+    """Ten throttles in a row don't use up max_attempts=2: the call succeeds; max_throttle_retries and
+    the deadline bound them instead, and max_throttle_retries=0 with max_attempts=1 retries nothing."""
+    transport = throttle_then_ok(10)
+    async with mock_client(transport, RetryPolicy(max_attempts=2)) as client:
+        await client.webhooks.list()
+        assert client.limiter.learned  # and the client, unlimited, now spaces its requests
+    assert len(transport.requests) == 11
+    transport = throttle_then_ok(10)
+    async with mock_client(transport, RetryPolicy(max_throttle_retries=3)) as client:
+        with pytest.raises(errors.ThrottledError):
+            await client.webhooks.list()
+    assert len(transport.requests) == 4
+    transport = throttle_then_ok(1)
+    async with mock_client(transport, RetryPolicy(max_attempts=1, max_throttle_retries=0)) as client:
+        with pytest.raises(errors.ThrottledError):
+            await client.webhooks.list()
+    assert len(transport.requests) == 1
+
+
+def test_an_unlimited_limiter_learns_a_limit_from_its_first_throttle() -> None:
+    """With no configured rate nothing waits until a throttle; then the rate is half what was sent over the
+    last second, it climbs back to that over the recovery time, and is forgotten after forget_after."""
+    clock = FakeClock()
+    limiter = RateLimiter(None, 64, clock, recovery_time=10.0, forget_after=60.0)
+    assert [limiter.reserve() for _ in range(40)] == [0.0] * 40 and limiter.rate is None
+    clock.advance(0.1)
+    limiter.throttled()
+    assert limiter.learned and limiter.rate == pytest.approx(20.0)
+    assert limiter.reserve() == 0.0 and limiter.reserve() == pytest.approx(1 / 20.0)  # spaced now
+    clock.advance(0.3)
+    limiter.throttled()  # within the cooldown: an answer to the burst, no second cut
+    assert limiter.rate == pytest.approx(20.0 * (1 + 0.25 / 10.0), rel=0.01)  # climbing after the queue
+    clock.advance(20.0)
+    assert limiter.rate == pytest.approx(40.0)
+    clock.advance(40.0)
+    assert limiter.rate is None and not limiter.learned  # 60 s without a throttle: no limit again
+
+
+def test_an_unlimited_limiter_with_nothing_sent_starts_at_the_minimum() -> None:
+    """A throttle with nothing counted (the only request was long ago) starts the learned limit at min_rate."""
+    clock = FakeClock()
+    limiter = RateLimiter(None, 4, clock, min_rate=0.5)
+    limiter.reserve()
+    clock.advance(5.0)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(0.5)
+
+
+async def answers(limiter: RateLimiter, count: int) -> None:
+    for _ in range(count):
+        await limiter.enter()
+        limiter.leave()
+
+
+async def test_a_learned_limit_is_cut_by_the_share_refused_at_most_halved() -> None:
+    """Later throttles cut a learned limit by the share of answers refused since the last ignored throttle:
+    a throttle now and then costs its share; many at once halve it (never more)."""
+    clock = FakeClock()
+    limiter = RateLimiter(None, 4, clock)
+    for _ in range(40):
+        limiter.reserve()
+    limiter.throttled()  # learned: 20/s
+    clock.advance(limiter._quiet_until - clock.monotonic())
+    limiter._floor_rate = limiter._ceiling  # recovered to 40/s, for round numbers
+    await answers(limiter, 20)
+    limiter.throttled()  # the 20th answer was refused: 1 in 20
+    assert limiter.rate == pytest.approx(40.0 * 0.95)
+    clock.advance(limiter._quiet_until - clock.monotonic())
+    await answers(limiter, 1)
+    limiter.throttled()  # the only answer since, refused: halved, not cut to nothing
+    assert limiter.rate == pytest.approx(40.0 * 0.5)  # (back at 40 by then: 38 regains 3.8 a second)
+
+
+def test_throttles_for_turns_booked_before_a_cut_do_not_cut_again() -> None:
+    """After a cut, throttles keep coming for the turns booked before it: the rate stays at the cut until
+    those turns have gone, then climbs; no throttle cuts again until a cooldown after them."""
+    clock = FakeClock()
+    limiter = RateLimiter(4.0, 64, clock, cooldown=1.0, recovery_time=10.0)
+    booked = [limiter.reserve() for _ in range(12)]  # 12 turns, 0.25 s apart: the queue ends 3 s from now
+    assert booked[-1] == pytest.approx(2.75)
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(2.0)
+    for _ in range(6):  # up to 2.7 s: answers for the turns booked before the cut
+        clock.advance(0.45)
+        limiter.throttled()
+        assert limiter.rate == pytest.approx(2.0)  # no cut, and no climb while the old turns go out
+    clock.advance(0.8)  # 3.5 s: the old turns have gone, the rate climbs; the cooldown still runs
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(2.0 * (1 + 0.5 / 10.0))
+    clock.advance(0.5)  # 4.0 s: a throttle now is an answer at the new rate: it cuts
+    limiter.throttled()
+    assert limiter.rate == pytest.approx(2.0 * (1 + 1.0 / 10.0) / 2)
+
+
+def test_a_throttle_just_after_a_learned_limit_is_forgotten_learns_again_from_what_was_sent() -> None:
+    """Requests sent under a learned limit are counted too: a throttle that arrives as the limit is
+    forgotten starts the new one from the rate really sent, not from the minimum."""
+    clock = FakeClock()
+    limiter = RateLimiter(None, 64, clock, forget_after=60.0)
+    for _ in range(10):
+        limiter.reserve()
+    limiter.throttled()  # learned: 5/s
+    clock.advance(59.5)
+    for _ in range(8):  # 8 requests in the last half second of the learned limit
+        limiter.reserve()
+    clock.advance(0.6)
+    limiter.throttled()  # 60.1 s after the cut: the old limit is forgotten, a new one learned
+    assert limiter.learned and limiter.rate == pytest.approx(8 * 0.5)  # 8 sent in the last second

@@ -1,5 +1,8 @@
 """Introspection and control under ``/_sandbox`` (no auth: a local emulator bound to loopback).
 
+``GET /_sandbox`` (or ``/_sandbox/``) lists the endpoints below, each with its method, path and a line
+saying what it does.
+
 ``GET accounts`` · ``POST accounts`` (seed one: ``{"login_name", ...}``) · ``GET accounts/{id}`` ·
 ``GET stats`` · ``GET requests`` (``?limit=N``: the last N) · ``GET webhooks`` · ``GET``/``PUT faults``
 (PUT merges; 400 on an unknown name or bad value) · ``POST reset`` · ``POST revoke-tokens``.
@@ -96,7 +99,27 @@ async def post_revoke(request: web.Request, sandbox: Sandbox) -> Reply:
     return Reply(200, {"revoked": sandbox.revoke_tokens()})
 
 
+async def get_index(request: web.Request, sandbox: Sandbox) -> Reply:
+    """This list of the admin endpoints."""
+    return Reply(200, {"endpoints": admin_index()})
+
+
+def admin_index() -> list[dict[str, str]]:
+    """Every admin endpoint: ``method``, ``path`` (under ``/_sandbox``) and ``description``."""
+    return [
+        {"method": method, "path": ADMIN_PREFIX + path, "description": _summary(handler)}
+        for method, path, handler in ADMIN_ROUTES
+        if handler is not get_index
+    ]
+
+
+def _summary(handler: AdminHandler) -> str:
+    return (handler.__doc__ or "").strip().splitlines()[0].replace("``", "")
+
+
 ADMIN_ROUTES: list[tuple[str, str, AdminHandler]] = [
+    ("GET", "", get_index),
+    ("GET", "/", get_index),
     ("GET", "/accounts", get_accounts),
     ("POST", "/accounts", seed_account),
     ("GET", "/accounts/{encoded_account_id}", get_account),

@@ -137,3 +137,21 @@ async def test_create_with_provision_helper_sanity(api: Api) -> None:
     result = await api.call("POST", "/partner/accounts", json_body=body)
     assert result.status == 400
     assert "password" in result.body[0]["error_message"]
+
+
+async def test_admin_index_lists_the_endpoints(api: Api) -> None:
+    """GET /_sandbox (and /_sandbox/) answers JSON listing every admin endpoint, not a 404."""
+    index = await api.admin("GET", "")
+    assert index.status == 200
+    assert index.body == (await api.admin("GET", "/")).body
+    listed = {(e["method"], e["path"]) for e in index.body["endpoints"]}
+    assert {("GET", "/_sandbox/accounts"), ("POST", "/_sandbox/accounts"), ("GET", "/_sandbox/stats"),
+            ("GET", "/_sandbox/requests"), ("GET", "/_sandbox/webhooks"), ("GET", "/_sandbox/faults"),
+            ("PUT", "/_sandbox/faults"), ("POST", "/_sandbox/reset"),
+            ("POST", "/_sandbox/revoke-tokens")} <= listed  # fmt: skip
+    assert all(e["description"] for e in index.body["endpoints"])
+    gets = [e["path"].removeprefix("/_sandbox") for e in index.body["endpoints"] if e["method"] == "GET"]
+    for path in gets:  # every GET listed is served (the one with a parameter: 404 for no such account)
+        expected = 404 if "{" in path else 200
+        assert (await api.admin("GET", path.replace("{encoded_account_id}", "nope"))).status == expected
+    assert api.handle.sandbox.stats()["api_requests"] == 0  # not counted, like every admin request
