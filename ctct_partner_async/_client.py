@@ -4,39 +4,63 @@ Each client owns one transport (one aiohttp connection pool) for its lifetime; u
 or call ``aclose()``. Operations live on the resource facades ``client.accounts`` and
 ``client.webhooks``; they validate their input, build a request, send it through the client's pipeline
 and parse the answer.
+
+Every setting a client is not passed comes from its ``CTCT_*`` environment variable, else its default
+(the table and the rules: ``_environ``); ``environ=`` replaces ``os.environ`` (``{}``: read nothing).
+Every operation takes ``timeout=``: seconds each request it sends may take, in place of the client's
+``Timeouts.total`` (``_pipeline`` says exactly what it bounds).
 """
+
+# ``timeout=`` on every operation is the API (as in openai-python): it bounds each request the operation
+# sends, where the pipeline applies it; a caller's own ``asyncio.timeout`` bounds the whole call instead.
+# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Self, Unpack
 
-from . import _errors as errors
 from . import _operations as operations
 from ._accounts import Accounts
 from ._auth import TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
 from ._bulk import Bulk
 from ._credentials import BasicCredentials, JwtCredentials
+from ._environ import (
+    API_KEY,
+    BASE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DEFAULT_BASE_URL,
+    DEFAULT_LEGACY_URL,
+    LEGACY_API_KEY,
+    LEGACY_BASE_URL,
+    LEGACY_PASSWORD,
+    LEGACY_USERNAME,
+    TOKEN_URL,
+    Environment,
+    Setting,
+)
 from ._models import CancelReason, LegacyPlan
 from ._pipeline import ClientOptions, ClientSettings, Pipeline, transport_for
 from ._policy import RateLimiter
 from ._protocol import CallLog, Request, Response
-from ._tokens import DEFAULT_TOKEN_URL
 from ._transport import check_url
 from ._webhooks import Webhooks
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LEGACY_URL", "LegacyBillingClient", "PartnerClient"]
 
-DEFAULT_BASE_URL = "https://api.cc.email/v3"
-DEFAULT_LEGACY_URL = "https://api.constantcontact.com/v2"
 
-
-def _required(setting: str, value: str | None) -> str:
-    if not value:
-        raise errors.ValidationError([errors.FieldError(setting, "is required")])
-    return value
+def _options(
+    env: Environment, base: Setting, base_url: str | None, settings: ClientSettings
+) -> ClientOptions:
+    """The shared settings: ``base_url`` and ``rate_limit`` from the environment unless passed."""
+    url, name = env.url(base, base_url)
+    check_url(url, setting=name)
+    if "rate_limit" not in settings:
+        settings["rate_limit"] = env.rate_limit()
+    return ClientOptions(base_url=url, **settings)
 
 
 class _Lifecycle:
@@ -78,13 +102,16 @@ class _Lifecycle:
         """How many retries this client has made so far."""
         return self._pipeline.retry.retries
 
-    def send(self, request: Request, *, log: CallLog | None = None) -> Coroutine[Any, Any, Response]:
+    def send(
+        self, request: Request, *, log: CallLog | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Response]:
         """Send one built request under the retry policy; await it for the successful response.
 
         Raises the matching ``CtctError`` when the last attempt fails; ``log`` hears every failed
-        attempt and counts the requests sent.
+        attempt and counts the requests sent. ``timeout``: seconds each request may take (as for every
+        operation; a bad one is a ``ValidationError`` raised here).
         """
-        return self._pipeline.send(request, log=log)
+        return self._pipeline.send(request, log=log, timeout=timeout)
 
 
 class PartnerClient(_Lifecycle):
@@ -95,47 +122,58 @@ class PartnerClient(_Lifecycle):
     with ``client_id`` and ``client_secret``. ``authorization_prefix`` goes before the JWT: empty by
     default, as the vendor's examples send it; ``"Bearer "`` for the newer token URL.
 
+    A setting not passed (or passed as ``None``) is read from ``environ`` (default ``os.environ``):
+    ``CTCT_API_KEY``, ``CTCT_CLIENT_ID``, ``CTCT_CLIENT_SECRET``, ``CTCT_BASE_URL``, ``CTCT_TOKEN_URL``,
+    ``CTCT_AUTHORIZATION_PREFIX`` and ``CTCT_RATE_LIMIT`` (0 or ``none``: no limit); an empty variable
+    is unset. A required one found nowhere is a ``ValidationError`` naming the argument and the variable.
+
     The other settings (``rate_limit``, ``max_concurrency``, ``retry_policy``, the hooks, ``session``,
-    ``timeouts``, ``transport``, ``clock``, ...) are those of ``ClientOptions``, shared with
-    ``LegacyBillingClient``.
+    ``timeouts``, ``trust_env``, ``transport``, ``clock``, ...) are those of ``ClientOptions``, shared
+    with ``LegacyBillingClient``.
     """
 
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        token_url: str = DEFAULT_TOKEN_URL,
+        base_url: str | None = None,
+        token_url: str | None = None,
         token_provider: TokenProvider | Callable[[], Awaitable[str]] | None = None,
-        authorization_prefix: str = "",
+        authorization_prefix: str | None = None,
         token_settings: TokenSettings | None = None,
         on_token_refresh: Callable[[TokenRefresh], None] | None = None,
         token_cache: TokenCache | None = None,
+        environ: Mapping[str, str] | None = None,
         **settings: Unpack[ClientSettings],
     ) -> None:
-        api_key = _required("api_key", api_key)
-        options = ClientOptions(base_url=base_url, **settings)
-        transport, owned = transport_for(options)
+        env = Environment(environ)
+        api_key = env.value(API_KEY, api_key)
+        if token_provider is None:
+            client_id = env.value(CLIENT_ID, client_id)
+            client_secret = env.value(CLIENT_SECRET, client_secret)
+        env.check()  # every missing credential at once, before anything else is looked at
+        options = _options(env, BASE_URL, base_url, settings)
+        transport, owned = transport_for(options, env.environ)
         tokens: TokenProvider
         if token_provider is not None:
             tokens = as_token_provider(token_provider)
         else:
+            url, name = env.url(TOKEN_URL, token_url)
             tokens = TokenManager(
                 transport=transport,
-                token_url=check_url(token_url, setting="token_url"),
-                client_id=_required("client_id", client_id),
-                client_secret=_required("client_secret", client_secret),
+                token_url=check_url(url, setting=name),
+                client_id=client_id or "",
+                client_secret=client_secret or "",
                 settings=token_settings,
                 clock=options.clock,
                 on_token_refresh=on_token_refresh,
                 cache=token_cache,
                 retry_policy=options.retry_policy,
             )
-        credentials = JwtCredentials(
-            api_key, tokens, prefix=authorization_prefix, owns_tokens=token_provider is None
-        )
+        prefix = env.prefix(authorization_prefix)
+        credentials = JwtCredentials(api_key, tokens, prefix=prefix, owns_tokens=token_provider is None)
         self._pipeline = Pipeline(options, credentials, transport, owned=owned)
         self.accounts = Accounts(self._pipeline, options.clock)
         self.webhooks = Webhooks(self._pipeline)
@@ -163,40 +201,52 @@ class PartnerClient(_Lifecycle):
 class LegacyBillingClient(_Lifecycle):
     """The legacy v2 billing-plan endpoint: HTTP Basic auth plus the ``api_key`` query parameter.
 
-    The other settings are those of ``ClientOptions``, as for ``PartnerClient``.
+    A setting not passed is read from ``environ`` (default ``os.environ``): ``CTCT_LEGACY_USERNAME``,
+    ``CTCT_LEGACY_PASSWORD``, ``CTCT_LEGACY_API_KEY`` (never ``CTCT_API_KEY``: the v2 key is another
+    key, and it travels in the query string), ``CTCT_LEGACY_BASE_URL`` and ``CTCT_RATE_LIMIT``, as for
+    ``PartnerClient``. The other settings are those of ``ClientOptions``.
     """
 
     def __init__(
         self,
         *,
-        username: str,
-        password: str,
-        api_key: str,
-        base_url: str = DEFAULT_LEGACY_URL,
+        username: str | None = None,
+        password: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
         **settings: Unpack[ClientSettings],
     ) -> None:
-        credentials = BasicCredentials(
-            _required("username", username), _required("password", password), _required("api_key", api_key)
-        )
-        options = ClientOptions(base_url=base_url, **settings)
-        transport, owned = transport_for(options)
+        env = Environment(environ)
+        username = env.value(LEGACY_USERNAME, username)
+        password = env.value(LEGACY_PASSWORD, password)
+        api_key = env.value(LEGACY_API_KEY, api_key)
+        env.check()
+        credentials = BasicCredentials(username, password, api_key)
+        options = _options(env, LEGACY_BASE_URL, base_url, settings)
+        transport, owned = transport_for(options, env.environ)
         self._pipeline = Pipeline(options, credentials, transport, owned=owned)
         self._clock = options.clock
 
     def __repr__(self) -> str:
         return f"<LegacyBillingClient {self._pipeline.options.base_url}>"
 
-    async def get_plan(self, account_id: str) -> LegacyPlan:
+    async def get_plan(self, account_id: str, *, timeout: float | None = None) -> LegacyPlan:
         """The account's billing plan (``plan_type`` 1 is the trial)."""
-        response = await self._pipeline.send(operations.build_legacy_get_plan(account_id))
+        response = await self._pipeline.send(operations.build_legacy_get_plan(account_id), timeout=timeout)
         return operations.parse_legacy_plan(response)
 
     async def update_plan(
-        self, account_id: str, *, plan_type: int, billing_day_of_month: int | None = None
+        self,
+        account_id: str,
+        *,
+        plan_type: int,
+        billing_day_of_month: int | None = None,
+        timeout: float | None = None,
     ) -> LegacyPlan:
         """Change the plan; ``billing_day_of_month`` only counts on the move off the trial."""
         request = operations.build_legacy_update_plan(account_id, plan_type, billing_day_of_month)
-        return operations.parse_legacy_plan(await self._pipeline.send(request))
+        return operations.parse_legacy_plan(await self._pipeline.send(request, timeout=timeout))
 
     async def cancel(
         self,
@@ -204,9 +254,10 @@ class LegacyBillingClient(_Lifecycle):
         *,
         reason: CancelReason | int | None = None,
         cancel_date: dt.datetime | None = None,
+        timeout: float | None = None,
     ) -> LegacyPlan:
         """Cancel the account, now unless ``cancel_date`` (timezone-aware) says otherwise."""
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
         when = cancel_date if cancel_date is not None else now
         request = operations.build_legacy_cancel(account_id, reason, when)
-        return operations.parse_legacy_plan(await self._pipeline.send(request))
+        return operations.parse_legacy_plan(await self._pipeline.send(request, timeout=timeout))

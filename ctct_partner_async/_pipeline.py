@@ -11,6 +11,11 @@ One call is the retry policy around attempts. One attempt is, in this order:
    refused and, if they can do better (a new JWT), steps 2-4 run once more;
 5. the status check: anything from 300 up raises its ``APIError`` (a 3xx is never followed).
 
+A call's ``timeout`` bounds each exchange of step 4 (every request: a retry's, a 401 replay's), not the
+waits of steps 1-3 nor the backoff between attempts, as openai-python's ``timeout`` bounds each request.
+The aiohttp transport applies it as the request's total timeout (so a connect timeout is still a
+``ConnectError``); another transport's exchange runs under ``asyncio.timeout``.
+
 Before all of it, once per call: the client's event loop. The first call binds the client to the loop it
 runs in; a call from any other loop raises ``WrongEventLoopError`` before it takes a slot, a token or a
 connection (the pipeline shares the binding with the transport it owns, so that is one comparison).
@@ -18,6 +23,7 @@ connection (the pipeline shares the binding with the transport it owns, so that 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -31,8 +37,17 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
 from ._policy import RateLimiter, Retry, RetryPolicy
-from ._protocol import AsyncTransport, CallLog, Request, Response, credential_secrets, error_for, resolve_url
-from ._transport import LoopBinding, Timeouts, Transport, check_url
+from ._protocol import (
+    AsyncTransport,
+    CallLog,
+    Request,
+    Response,
+    check_timeout,
+    credential_secrets,
+    error_for,
+    resolve_url,
+)
+from ._transport import LoopBinding, Proxies, Timeouts, Transport, check_url
 
 __all__ = ["ClientOptions", "ClientSettings", "Pipeline", "transport_for"]
 
@@ -51,6 +66,7 @@ class ClientSettings(TypedDict, total=False):
     timeouts: Timeouts | None
     max_connections: int
     user_agent: str | None
+    trust_env: bool
     clock: Clock
     transport: AsyncTransport | None
 
@@ -71,8 +87,12 @@ class ClientOptions:
     """The settings both clients share, checked once.
 
     ``transport`` replaces the aiohttp transport (for tests: ``testing.MockTransport``); ``session``,
-    ``timeouts``, ``max_connections`` and ``user_agent`` configure the aiohttp one, so they can't be
-    combined with it. ``base_url`` still names the URLs in errors and hooks.
+    ``timeouts``, ``max_connections``, ``user_agent`` and ``trust_env`` configure the aiohttp one, so
+    they can't be combined with it. ``base_url`` still names the URLs in errors and hooks.
+
+    ``trust_env`` (default ``True``): send through the proxies of ``HTTP_PROXY``, ``HTTPS_PROXY`` and
+    ``NO_PROXY`` (see ``Proxies``), read from the client's environment when it is made; a loopback host
+    is never proxied. It applies to the session the client creates, not to one passed as ``session``.
     """
 
     base_url: str = attrs.field(converter=_checked_base_url)
@@ -87,6 +107,7 @@ class ClientOptions:
     timeouts: Timeouts | None = None
     max_connections: int = 100
     user_agent: str | None = None
+    trust_env: bool = True
     clock: Clock = SYSTEM_CLOCK
     transport: AsyncTransport | None = None
 
@@ -96,6 +117,8 @@ class ClientOptions:
         given = [name for name in _AIOHTTP_ONLY if getattr(self, name) is not None]
         if self.max_connections != 100:
             given.append("max_connections")
+        if not self.trust_env:
+            given.append("trust_env")
         rule = "configures the aiohttp transport: it can't be combined with transport="
         if given:
             raise errors.ValidationError([errors.FieldError(name, rule) for name in given])
@@ -126,8 +149,13 @@ class Pipeline:
         self._owned = owned  # closed with the pipeline; a transport passed in is the caller's
         self._home: LoopBinding  # the client's event loop
         self._send: Callable[[Request, Mapping[str, str], Mapping[str, str] | None], Awaitable[Response]]
+        # the transport's own send with a timeout, if it takes one (the aiohttp one); else asyncio's
+        self._timed_send: (
+            Callable[[Request, Mapping[str, str], Mapping[str, str] | None, float], Awaitable[Response]]
+            | None
+        ) = None
         if owned is not None and owned is transport:  # one binding, checked here once per call
-            self._home, self._send = owned.binding, owned.send_in_loop
+            self._home, self._send, self._timed_send = owned.binding, owned.send_in_loop, owned.send_in_loop
         else:
             self._home, self._send = LoopBinding(), transport.send
         self._closed = False
@@ -161,22 +189,36 @@ class Pipeline:
                 await self._owned.aclose()
 
     def send(
-        self, request: Request, *, log: CallLog | None = None, until: float | None = None
+        self,
+        request: Request,
+        *,
+        log: CallLog | None = None,
+        until: float | None = None,
+        timeout: float | None = None,
     ) -> Coroutine[Any, Any, Response]:
         """Send ``request`` under the retry policy; the successful response, or the last error raised.
 
         ``log``, if given, hears every failed attempt and counts the requests sent. ``until`` (on the
-        client's monotonic clock) ends the retries earlier than the policy's deadline would. (A plain
-        function returning the first attempt's coroutine, which turns into the retry loop if it fails:
-        one await level less on the hot path.)
+        client's monotonic clock) ends the retries earlier than the policy's deadline would. ``timeout``
+        (seconds) bounds each request sent, in place of ``Timeouts.total`` (see the module docstring);
+        a bad one is a ``ValidationError`` raised here. (A plain function returning the first attempt's
+        coroutine, which turns into the retry loop if it fails: one await level less on the hot path.)
         """
         if self._closed:
             raise errors.ClientClosedError("this client is closed; create a new one")
+        if timeout is not None:
+            check_timeout(timeout)
         url = resolve_url(self._base, request.url)
-        return self._attempt(request, url, 1, log, until)
+        return self._attempt(request, url, 1, log, until, timeout)
 
     async def _retry(
-        self, request: Request, url: str, first: Exception, log: CallLog | None, deadline: float
+        self,
+        request: Request,
+        url: str,
+        first: Exception,
+        log: CallLog | None,
+        deadline: float,
+        per_request: float | None,
     ) -> Response:
         """After a failed first attempt: tenacity decides on it as on every later failure."""
         async for try_ in self.retry.retrying(request, url, deadline):
@@ -184,11 +226,17 @@ class Pipeline:
                 number = try_.retry_state.attempt_number
                 if number == 1:
                     raise first
-                return await self._attempt(request, url, number, log, deadline)
+                return await self._attempt(request, url, number, log, deadline, per_request)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _attempt(
-        self, request: Request, url: str, number: int, log: CallLog | None, deadline: float | None
+        self,
+        request: Request,
+        url: str,
+        number: int,
+        log: CallLog | None,
+        deadline: float | None,
+        per_request: float | None,
     ) -> Response:
         # ``deadline``: for the first attempt, an earlier end asked for (``until``) or None; for a retry,
         # the call's deadline
@@ -207,10 +255,10 @@ class Pipeline:
                 ready = credentials.ready()
                 wait = limiter.reserve() if ready is not None else None
                 headers = ready if ready is not None and not wait else await self._turn(wait)
-                response = await self._exchange(request, url, number, headers, log)
+                response = await self._exchange(request, url, number, headers, log, per_request)
                 if response.status == 401 and credentials.refused(headers):
                     headers = await self._turn()
-                    response = await self._exchange(request, url, number, headers, log)
+                    response = await self._exchange(request, url, number, headers, log, per_request)
             finally:
                 limiter.leave()
             if response.status >= 300:
@@ -223,7 +271,7 @@ class Pipeline:
             first = exc
         else:
             return response
-        return await self._retry(request, url, first, log, deadline)
+        return await self._retry(request, url, first, log, deadline, per_request)
 
     async def _turn(self, wait: float | None = None) -> Mapping[str, str]:
         """The credentials, then a turn under the rate limit; the credentials again after a wait.
@@ -263,7 +311,13 @@ class Pipeline:
         return headers
 
     def _exchange(
-        self, request: Request, url: str, number: int, headers: Mapping[str, str], log: CallLog | None
+        self,
+        request: Request,
+        url: str,
+        number: int,
+        headers: Mapping[str, str],
+        log: CallLog | None,
+        per_request: float | None,
     ) -> Awaitable[Response]:
         """The transport's send, through the hooks if there are any (no extra frame when there are none)."""
         if log is not None:
@@ -271,20 +325,50 @@ class Pipeline:
                 log.on_first_send()
             log.requests += 1
         if self._on_request is None and self._on_response is None:
+            if per_request is None:
+                return self._send(request, headers, self.credentials.query)
+            return self._transmit(request, url, headers, per_request)
+        return self._hooked_exchange(request, url, number, headers, per_request)
+
+    def _transmit(
+        self, request: Request, url: str, headers: Mapping[str, str], per_request: float | None
+    ) -> Awaitable[Response]:
+        """The transport's send, bounded by the call's timeout (``per_request`` seconds) if it has one."""
+        if per_request is None:
             return self._send(request, headers, self.credentials.query)
-        return self._hooked_exchange(request, url, number, headers)
+        if self._timed_send is not None:
+            return self._timed_send(request, headers, self.credentials.query, per_request)
+        return self._bounded(request, url, headers, per_request)
+
+    async def _bounded(
+        self, request: Request, url: str, headers: Mapping[str, str], per_request: float
+    ) -> Response:
+        """A transport that takes no timeout, under ``asyncio.timeout``: ``RequestTimeoutError`` when it
+        runs out (the request may have been received, as for the aiohttp transport's total timeout)."""
+        scope = asyncio.timeout(per_request)
+        try:
+            async with scope:
+                return await self._send(request, headers, self.credentials.query)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the transport's own
+            raise errors.RequestTimeoutError(
+                f"no complete response within the call's timeout of {per_request:g}s",
+                method=request.method,
+                url=url,
+            ) from None
 
     async def _hooked_exchange(
-        self, request: Request, url: str, number: int, headers: Mapping[str, str]
+        self, request: Request, url: str, number: int, headers: Mapping[str, str], per_request: float | None
     ) -> Response:
         if self._on_request is not None:
             self._on_request(RequestDetails(request.operation, request.method, url, number))
         on_response = self._on_response
         if on_response is None:
-            return await self._send(request, headers, self.credentials.query)
+            return await self._transmit(request, url, headers, per_request)
         started = self._clock.monotonic()
         try:
-            response = await self._send(request, headers, self.credentials.query)
+            response = await self._transmit(request, url, headers, per_request)
         except BaseException as exc:  # cancellation and timeouts too: hooks pair requests and responses
             elapsed = self._clock.monotonic() - started
             on_response(ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc))
@@ -304,16 +388,20 @@ class Pipeline:
         raise error
 
 
-def transport_for(options: ClientOptions) -> tuple[AsyncTransport, Transport | None]:
-    """``options.transport``, or a new aiohttp transport (one pooled session, created lazily), which
-    is then also returned as the one the client owns."""
+def transport_for(
+    options: ClientOptions, environ: Mapping[str, str]
+) -> tuple[AsyncTransport, Transport | None]:
+    """``options.transport``, or a new aiohttp transport (one pooled session, created lazily, with the
+    proxies ``environ`` sets if ``trust_env``), which is then also returned as the one the client owns."""
     if options.transport is not None:
         return options.transport, None
+    proxied = options.session is None and options.trust_env
     transport = Transport(
         base_url=options.base_url,
         session=options.session,
         timeouts=options.timeouts,
         max_connections=options.max_connections,
         user_agent=options.user_agent,
+        proxies=Proxies.from_environ(environ) if proxied else None,
     )
     return transport, transport

@@ -10,7 +10,8 @@ import binascii
 import datetime as dt
 import email.utils
 import json
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ __all__ = [
     "Request",
     "Response",
     "Sender",
+    "check_timeout",
     "decode_json",
     "encode_json",
     "error_for",
@@ -104,11 +106,29 @@ class CallLog:
 
 
 class Sender(Protocol):
-    """What a resource facade needs from its client: send a built request, get the successful response."""
+    """What a resource facade needs from its client: send a built request, get the successful response.
 
-    async def send(
-        self, request: Request, *, log: CallLog | None = None, until: float | None = None
-    ) -> Response: ...
+    ``timeout`` (seconds, checked by ``check_timeout``) bounds each request the call sends, in place of
+    the client's ``Timeouts.total``; ``None`` leaves the client's timeouts.
+    """
+
+    def send(
+        self,
+        request: Request,
+        *,
+        log: CallLog | None = None,
+        until: float | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[Response]: ...
+
+
+def check_timeout(timeout: float | None) -> None:
+    """``ValidationError`` unless ``timeout`` is ``None`` or a positive, finite number of seconds."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        rule = "must be a positive, finite number of seconds (or None for the client's timeouts)"
+        raise errors.ValidationError([errors.FieldError("timeout", rule)])
 
 
 class AsyncTransport(Protocol):

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._auth import TokenSettings
-from .._client import DEFAULT_BASE_URL, PartnerClient
+from .._client import PartnerClient
+from .._environ import CREDENTIALS, ENDPOINTS
 from .._errors import ValidationError
 from .._models import PlanType, WebhookTopic
-from .._tokens import DEFAULT_TOKEN_URL
 from ..sources import FORMATS
 from .logs import log_response, verbosity_options
 
@@ -32,16 +32,7 @@ __all__ = [
     "topic",
 ]
 
-# setting -> (flag, environment variable)
-CREDENTIALS = {
-    "api_key": ("--api-key", "CTCT_API_KEY"),
-    "client_id": ("--client-id", "CTCT_CLIENT_ID"),
-    "client_secret": ("--client-secret", "CTCT_CLIENT_SECRET"),
-}
-ENDPOINTS = {
-    "base_url": ("--base-url", "CTCT_BASE_URL", DEFAULT_BASE_URL),
-    "token_url": ("--token-url", "CTCT_TOKEN_URL", DEFAULT_TOKEN_URL),
-}
+# the Python API's table of settings (``_environ``): setting -> (flag, variable[, default])
 ENVIRONMENT = [var for _, var in CREDENTIALS.values()] + [var for _, var, _ in ENDPOINTS.values()]
 
 
@@ -116,16 +107,17 @@ def connection_options() -> argparse.ArgumentParser:
         group.add_argument(flag, dest=name, metavar="URL", help=f"default: ${var}, else {default}")
     group.add_argument(
         "--authorization-prefix",
-        default="",
+        default=argparse.SUPPRESS,
         metavar="TEXT",
-        help='put before the JWT (default: none; "Bearer " for the newer token URL)',
+        help='put before the JWT (default: $CTCT_AUTHORIZATION_PREFIX, else none; "Bearer " for the newer '
+        "token URL)",
     )
     group.add_argument(
         "--rate-limit",
         type=rate_limit,
-        default=4.0,
+        default=argparse.SUPPRESS,
         metavar="N",
-        help="requests per second sent by this command (default 4; 0: no limit)",
+        help="requests per second sent by this command (default: $CTCT_RATE_LIMIT, else 4; 0: no limit)",
     )
     group.add_argument(
         "--token-jitter",
@@ -198,8 +190,10 @@ def client_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         raise UsageError(f"missing {', '.join(missing)}")
     for name, (_, var, default) in ENDPOINTS.items():
         settings[name] = getattr(args, name) or environ.get(var) or default
-    settings["authorization_prefix"] = args.authorization_prefix
-    settings["rate_limit"] = args.rate_limit
+    for name in ("authorization_prefix", "rate_limit"):  # when not given, the client reads CTCT_* itself
+        if hasattr(args, name):
+            settings[name] = getattr(args, name)
+    settings["environ"] = environ
     settings["token_settings"] = TokenSettings(first_request_jitter=args.token_jitter)
     return settings
 
