@@ -248,10 +248,12 @@ NO_TOKEN = RetryDecision(False)
 
 @attrs.define(eq=False)
 class _Waiter:
-    """A caller waiting for a token until its ``deadline`` (monotonic), when ``timer`` gives up for it."""
+    """A caller waiting for a token until its ``deadline`` (monotonic), when ``timer`` gives up for it;
+    ``requests`` counts the token requests started before it came."""
 
     deadline: float
     future: asyncio.Future[_Outcome]
+    requests: int
     timer: Timer | None = None
 
 
@@ -300,6 +302,7 @@ class TokenManager:
         self._cleared_reason = INITIAL
         self._last_request_at = -math.inf
         self._requests = 0
+        self._in_flight = False
         self._failures = 0  # failed requests in a row
         self._retry_at = -math.inf  # after a failure: no request before this (backoff or Retry-After)
         self._closed = False
@@ -370,7 +373,7 @@ class TokenManager:
         if failure is not None and failure.fail_fast and now - failure.at < self._settings.min_interval:
             failure.raise_error()
         future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(now + self._policy.deadline, future)
+        waiter = _Waiter(now + self._policy.deadline, future, self._requests)
         waiter.timer = call_later(self._clock, self._policy.deadline, lambda: self._give_up(waiter))
         self._waiters.append(waiter)
         try:
@@ -384,9 +387,14 @@ class TokenManager:
         return outcome
 
     def _give_up(self, waiter: _Waiter) -> None:
-        """A caller's deadline came while a token request was in flight: it gets the failure."""
-        if not waiter.future.done():
-            waiter.future.set_result(self._late())
+        """A caller's deadline has come: it gets the failure, unless the request in flight is the first one
+        sent since it came (a deadline bounds the waiting beyond that request, as the retry policy's bounds
+        retries, not a first attempt; that request is bounded by the transport's timeouts)."""
+        if waiter.future.done():
+            return
+        if self._in_flight and self._requests == waiter.requests + 1:
+            return  # the renewal settles it when this request ends: with the token, or (late) the failure
+        waiter.future.set_result(self._late())
 
     def _start(self, reason: str) -> None:
         self._renewal.start(self._renew(reason), at=self._clock.monotonic())
@@ -433,6 +441,8 @@ class TokenManager:
             error = errors.AuthenticationError(message)
             error.__cause__ = exc
             self._settle(self._failed(reason, error, self._clock.monotonic(), self._failures + 1))
+        finally:
+            self._in_flight = False
 
     async def _renew_while_needed(self, reason: str) -> None:
         """Ask until a token comes, a final failure, or (after a failure) nobody waits any more."""
@@ -452,10 +462,12 @@ class TokenManager:
             started = self._last_request_at = self._clock.monotonic()
             self._requests += 1
             attempt = self._failures + 1
+            self._in_flight = True
             try:
                 token = await self._request_token()
             except errors.AuthenticationError as exc:
                 self._last_request_at = self._clock.monotonic()  # min_interval counts from its end
+                self._in_flight = False
                 decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
                 transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
                 held = self._token
@@ -473,6 +485,7 @@ class TokenManager:
                     return
                 continue
             self._last_request_at = self._clock.monotonic()
+            self._in_flight = False
             self._succeeded(reason, token, started, attempt)
             await self._to_cache(token)
             if self._token is token or not self._live_waiters():

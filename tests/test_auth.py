@@ -912,3 +912,19 @@ async def test_the_first_request_jitter_never_outlasts_a_short_deadline(
     manager = make_manager(settings=settings, retry_policy=RetryPolicy(deadline=0), rng=random.Random(2))
     assert await manager.get_token() == endpoint.issued[0]
     assert len(endpoint.sent) == 1
+
+
+async def test_a_deadline_never_cuts_the_first_request_short(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A caller's deadline bounds the waiting beyond the first token request sent for it, not that request
+    (as the retry policy's deadline bounds retries, not a first attempt): a slow first answer still arrives."""
+    manager = make_manager(retry_policy=RetryPolicy(deadline=1))
+    endpoint.gate = asyncio.Event()
+    waiting = asyncio.create_task(manager.get_token())
+    await spin()
+    clock.advance(5)  # past the deadline while the request is in flight
+    await spin()
+    assert not waiting.done()
+    endpoint.gate.set()
+    assert await waiting == endpoint.issued[0]
