@@ -139,11 +139,15 @@ class TokenRefresh:
 
 
 def log_token_refresh(detail: TokenRefresh) -> None:
-    """The default ``on_token_refresh``: one line on ``ctct_partner_async._auth``, never the token."""
+    """The default ``on_token_refresh``: one line on ``ctct_partner_async.auth``, never the token. INFO for
+    a renewal, and for a throttled request that is asked again (other workers share the endpoint's 1/s:
+    expected, not a fault); WARNING for any other failure."""
     if detail.outcome == OK:
         logger.info("partner token renewed (%s) in %.3fs", detail.reason, detail.duration)
     else:
-        logger.warning(
+        level = logging.INFO if detail.retrying and detail.status == 429 else logging.WARNING
+        logger.log(
+            level,
             "partner token renewal (%s) failed after %.3fs: %s%s",
             detail.reason,
             detail.duration,

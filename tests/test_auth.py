@@ -928,3 +928,21 @@ async def test_a_deadline_never_cuts_the_first_request_short(
     assert not waiting.done()
     endpoint.gate.set()
     assert await waiting == endpoint.issued[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "retrying", "level"),
+    [(429, True, "INFO"), (429, False, "WARNING"), (503, True, "WARNING"), (401, False, "WARNING")],
+)
+def test_a_throttled_request_asked_again_is_no_warning(
+    status: int, retrying: bool, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers sharing a client id meet the endpoint's 1/s: a 429 asked again is logged at INFO; an outage,
+    refused credentials or a last failure at WARNING."""
+    caplog.set_level(logging.DEBUG, logger="ctct_partner_async.auth")
+    error = errors.AuthenticationError("token endpoint gave no token")
+    detail = TokenRefresh(
+        reason="initial", duration=0.0, outcome="error", error=error, status=status, retrying=retrying
+    )
+    log_token_refresh(detail)
+    assert [r.levelname for r in caplog.records] == [level]
