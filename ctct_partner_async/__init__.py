@@ -5,7 +5,8 @@
 
 Everything public is importable from here; modules whose names start with ``_`` are internal. The
 public submodules are ``testing`` (``MockTransport`` and the pytest fixture), ``sandbox``, ``journal``,
-``sources`` and ``cli`` (the ``ctct-partner`` command).
+``sources``, ``shared`` (state shared between processes in Redis, the ``[redis]`` extra) and ``cli`` (the
+``ctct-partner`` command).
 """
 
 from ._auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings

@@ -1,10 +1,12 @@
-"""Shared fixtures: a recording HTTP server on loopback and a client pointed at it."""
+"""Shared fixtures: a recording HTTP server on loopback and a client pointed at it; a real redis-server."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from ctct_partner_async import LegacyBillingClient, PartnerClient
+
+from . import redis_server
 
 API_KEY = "test-api-key-0123"
 JWT = "header.payload-jwt-secret.signature"
@@ -101,3 +105,12 @@ async def legacy(wire: WireServer) -> AsyncIterator[LegacyBillingClient]:
         rate_limit=None,
     ) as c:
         yield c
+
+
+@pytest.fixture
+async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A real redis-server of its own on a free loopback port; fails (never skips) when it is missing."""
+    if shutil.which("redis-server") is None:
+        pytest.fail(redis_server.MISSING)
+    async with redis_server.running_redis(tmp_path) as url:
+        yield url
