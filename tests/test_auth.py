@@ -32,6 +32,7 @@ from ctct_partner_async._protocol import Request, Response
 from ctct_partner_async._tokens import CachedToken
 
 from .conftest import API_KEY, WireServer
+from .test_token_lifecycle import gaps
 from .test_tokens import make_jwt
 
 URL = "https://auth.example/oauth2/token"
@@ -157,10 +158,6 @@ async def settle(task: asyncio.Future[Any], clock: FakeClock, *, limit: int = 20
             return
         clock.advance(STEP)
     raise AssertionError(f"still waiting after {limit * STEP} s of fake time")
-
-
-def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
 async def drain(manager: TokenManager) -> None:

@@ -320,19 +320,26 @@ async def test_a_token_outage_longer_than_the_retry_deadline_pauses_the_job() ->
     assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 1.0  # 10 min: 5 caller deadlines
 
 
+class FlakyTokens:
+    """A token provider whose ``fail_on``-th call finds the token endpoint down; ``calls`` counts them."""
+
+    def __init__(self, fail_on: int) -> None:
+        self.fail_on = fail_on
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise errors.TokenUnavailableError("token endpoint down")
+        return "header.payload.signature"
+
+
 async def test_a_row_sent_before_the_token_went_away_is_done_again_as_previously_attempted() -> None:
     """A create whose first answer was lost (it landed), whose retry then found no token: the row waits
     for the token and is done again as a rerun would, so the 409 is reconciled, never a second account."""
     clock = FakeClock(autojump=True)
     served: Counter[str] = Counter()
-    calls = 0
-
-    async def tokens() -> str:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise errors.TokenUnavailableError("token endpoint down")
-        return "header.payload.signature"
+    tokens = FlakyTokens(fail_on=2)
 
     async def handle(request: Request) -> Response:
         served[request.method] += 1
@@ -351,7 +358,7 @@ async def test_a_row_sent_before_the_token_went_away_is_done_again_as_previously
                              rate_limit=None, on_retry=None) as client:  # fmt: skip
         outcomes = await collect(client.bulk.create_accounts([row(1)]))
     assert [(o.state, o.encoded_account_id) for o in outcomes] == [(OutcomeState.RECONCILED, "acct0001")]
-    assert served["POST"] == 2 and calls >= 3
+    assert served["POST"] == 2 and tokens.calls >= 3
 
 
 async def test_a_token_outage_longer_than_max_pause_stops_the_job() -> None:
@@ -376,14 +383,7 @@ async def test_a_paused_row_is_not_sent_once_the_job_has_stopped() -> None:
     """Row 1 waits for a token while row 2 spends the quota: row 1 is then reported not sent, never POSTed."""
     clock = FakeClock()
     served: Counter[str] = Counter()
-    calls = 0
-
-    async def tokens() -> str:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise errors.TokenUnavailableError("token endpoint down")
-        return "header.payload.signature"
+    tokens = FlakyTokens(fail_on=1)
 
     async def handle(request: Request) -> Response:
         served[request.method] += 1

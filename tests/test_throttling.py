@@ -10,7 +10,7 @@ import contextlib
 import csv
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from ctct_partner_async._models import CreateStatus
 from ctct_partner_async.cli import jobs, options
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
+from .test_resilience import ticking
+
 RATE = 4  # the sandbox's per-key limit, a second (burst of 4)
 ROWS = 40
 PASSWORD = "s3cret-pass"
@@ -32,24 +34,6 @@ PASSWORD = "s3cret-pass"
 def account(i: int) -> NewAccount:
     return NewAccount(contact_email=f"owner{i}@example.com", login_name=f"throttled_{i:05d}", password=PASSWORD,
                       country_code="US", state_code="MA", organization_name=f"Org {i}")  # fmt: skip
-
-
-@contextlib.asynccontextmanager
-async def ticking(clock: FakeClock, step: float = 0.002) -> AsyncIterator[None]:
-    """Move ``clock`` ``step`` seconds every turn of the event loop."""
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(0)
-            clock.advance(step)
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def limiting_sandbox(clock: FakeClock) -> contextlib.AbstractAsyncContextManager[SandboxHandle]:

@@ -30,6 +30,8 @@ from ctct_partner_async._client import PartnerClient
 from ctct_partner_async._clock import FakeClock
 from ctct_partner_async.sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 
+from .test_token_lifecycle import gaps, token_times
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "pw-token-outages"
@@ -121,15 +123,6 @@ def row(login: str) -> dict[str, str]:
 def logins_created(sb: SandboxHandle) -> Counter[str]:
     """How many accounts the sandbox holds per login name."""
     return Counter(str(a["login_name"]) for a in sb.sandbox.accounts())
-
-
-def token_times(sb: SandboxHandle) -> list[float]:
-    """Sandbox-clock times of every token request, oldest first."""
-    return [float(str(e["time"])) for e in sb.sandbox.request_log() if e["operation"] == "token"]
-
-
-def gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
 @pytest.mark.parametrize("blips", [1, 2])
