@@ -445,8 +445,6 @@ class TokenManager:
             error = errors.AuthenticationError(message)
             error.__cause__ = exc
             self._settle(self._failed(reason, error, self._clock.monotonic(), self._failures + 1))
-        finally:
-            self._in_flight = False
 
     async def _renew_while_needed(self, reason: str) -> None:
         """Ask until a token comes, a final failure, or (after a failure) nobody waits any more."""
@@ -463,15 +461,11 @@ class TokenManager:
             if asked and not self._live_waiters():
                 return  # everyone it asked again for has given up meanwhile
             asked = True
-            started = self._last_request_at = self._clock.monotonic()
-            self._requests += 1
+            started = self._clock.monotonic()
             attempt = self._failures + 1
-            self._in_flight = True
             try:
-                token = await self._request_token()
+                token = await self._counted_request()
             except errors.AuthenticationError as exc:
-                self._last_request_at = self._clock.monotonic()  # min_interval counts from its end
-                self._in_flight = False
                 decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
                 transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
                 held = self._token
@@ -488,8 +482,6 @@ class TokenManager:
                     self._settle(failure)
                     return
                 continue
-            self._last_request_at = self._clock.monotonic()
-            self._in_flight = False
             self._succeeded(reason, token, started, attempt)
             await self._to_cache(token)
             if self._token is token or not self._live_waiters():
@@ -523,6 +515,16 @@ class TokenManager:
         settings = self._settings
         ceiling = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
         return max(decision.wait or 0.0, self._rng.uniform(0, ceiling))
+
+    async def _counted_request(self) -> Token:
+        """``_request_token``, counted and marked in flight; ``min_interval`` counts from its end."""
+        self._requests += 1
+        self._in_flight = True
+        try:
+            return await self._request_token()
+        finally:
+            self._in_flight = False
+            self._last_request_at = self._clock.monotonic()
 
     async def _request_token(self) -> Token:
         """One token request; ``AuthenticationError`` with the cause if it yields no token."""
