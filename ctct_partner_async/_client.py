@@ -20,11 +20,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Any, Self, Unpack
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
+from . import _errors as errors
 from . import _operations as operations
 from ._accounts import Accounts
 from ._auth import TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings, as_token_provider
+from ._budget import QuotaStatus, connect, namespace
 from ._bulk import Bulk
 from ._credentials import BasicCredentials, JwtCredentials
 from ._environ import (
@@ -38,6 +40,8 @@ from ._environ import (
     LEGACY_BASE_URL,
     LEGACY_PASSWORD,
     LEGACY_USERNAME,
+    REDIS_PREFIX,
+    REDIS_URL,
     TOKEN_URL,
     Environment,
     Setting,
@@ -48,6 +52,10 @@ from ._policy import RateLimiter
 from ._protocol import CallLog, Request, Response
 from ._transport import check_url
 from ._webhooks import Webhooks
+from .shared import RedisTokenCache
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LEGACY_URL", "LegacyBillingClient", "PartnerClient"]
 
@@ -61,6 +69,12 @@ def _options(
     if "rate_limit" not in settings:
         settings["rate_limit"] = env.rate_limit()
     return ClientOptions(base_url=url, **settings)
+
+
+def _redis_prefix(prefix: str) -> str:
+    if not prefix or any(c.isspace() for c in prefix):
+        raise errors.ValidationError([errors.FieldError("redis_prefix", "must be non-empty, without spaces")])
+    return prefix
 
 
 class _Lifecycle:
@@ -98,6 +112,17 @@ class _Lifecycle:
         return self._pipeline.limiter
 
     @property
+    def quota(self) -> QuotaStatus:
+        """The API key's daily quota as far as this SDK has counted it: this process's requests, or with a
+        shared budget (``redis_url``) every process's as of the last request. See ``refresh_quota``."""
+        return self._pipeline.quota.status()
+
+    async def refresh_quota(self) -> QuotaStatus:
+        """``quota``, read from Redis now when the budget is shared (no API request either way)."""
+        shared = self._pipeline.shared
+        return self._pipeline.quota.status() if shared is None else await shared.refresh()
+
+    @property
     def retries(self) -> int:
         """How many retries this client has made so far."""
         return self._pipeline.retry.retries
@@ -127,6 +152,14 @@ class PartnerClient(_Lifecycle):
     ``CTCT_AUTHORIZATION_PREFIX`` and ``CTCT_RATE_LIMIT`` (0 or ``none``: no limit); an empty variable
     is unset. A required one found nowhere is a ``ValidationError`` naming the argument and the variable.
 
+    Several processes on one API key share its budget through Redis: pass ``redis_url`` (or set
+    ``CTCT_REDIS_URL``; the client opens the connection and closes it with itself) or ``redis``, a
+    ``redis.asyncio.Redis`` you own (the ``[redis]`` extra). Then the key's rate (``rate_limit``, one
+    slot at a time for all processes), its daily count and ``quota_exceeded`` stop, and the JWT (unless
+    ``token_cache`` or ``token_provider`` is passed) are kept in Redis under ``redis_prefix`` (default
+    ``ctct``, ``CTCT_REDIS_PREFIX``) and a hash of the API key and client id. If Redis stops answering,
+    no call fails: each process paces itself at its share of the rate until it answers again.
+
     The other settings (``rate_limit``, ``max_concurrency``, ``retry_policy``, the hooks, ``session``,
     ``timeouts``, ``trust_env``, ``transport``, ``clock``, ...) are those of ``ClientOptions``, shared
     with ``LegacyBillingClient``.
@@ -145,16 +178,31 @@ class PartnerClient(_Lifecycle):
         token_settings: TokenSettings | None = None,
         on_token_refresh: Callable[[TokenRefresh], None] | None = None,
         token_cache: TokenCache | None = None,
+        redis_url: str | None = None,
+        redis: Redis | None = None,
+        redis_prefix: str | None = None,
         environ: Mapping[str, str] | None = None,
         **settings: Unpack[ClientSettings],
     ) -> None:
         env = Environment(environ)
+        if redis is not None and redis_url is not None:
+            rule = "pass either redis= (a client you own) or redis_url=, not both"
+            raise errors.ValidationError([errors.FieldError("redis_url", rule)])
         api_key = env.value(API_KEY, api_key)
         if token_provider is None:
             client_id = env.value(CLIENT_ID, client_id)
             client_secret = env.value(CLIENT_SECRET, client_secret)
         env.check()  # every missing credential at once, before anything else is looked at
         options = _options(env, BASE_URL, base_url, settings)
+        shared = redis
+        if shared is None and (url := env.optional(REDIS_URL, redis_url)) is not None:
+            given = redis_url is not None
+            shared = connect(url, setting=REDIS_URL.argument if given else REDIS_URL.variable)
+        space = ""
+        if shared is not None:
+            space = namespace(_redis_prefix(env.value(REDIS_PREFIX, redis_prefix)), api_key, client_id or "")
+            if token_cache is None:
+                token_cache = RedisTokenCache(shared, prefix=space, clock=options.clock)
         transport, owned = transport_for(options, env.environ)
         tokens: TokenProvider
         if token_provider is not None:
@@ -175,6 +223,10 @@ class PartnerClient(_Lifecycle):
         prefix = env.prefix(authorization_prefix)
         credentials = JwtCredentials(api_key, tokens, prefix=prefix, owns_tokens=token_provider is None)
         self._pipeline = Pipeline(options, credentials, transport, owned=owned)
+        self._redis = None  # a Redis client this client made (from redis_url), closed with it
+        if shared is not None:
+            self._pipeline.share_budget(shared, space)
+            self._redis = shared if redis is None else None
         self.accounts = Accounts(self._pipeline, options.clock)
         self.webhooks = Webhooks(self._pipeline)
         self.bulk = Bulk(self.accounts)
@@ -195,7 +247,12 @@ class PartnerClient(_Lifecycle):
         than the client's while that one is open."""
         self._pipeline.check_close()
         await self.accounts.aclose()
-        await self._pipeline.aclose()
+        try:
+            await self._pipeline.aclose()
+        finally:
+            if self._redis is not None:
+                redis, self._redis = self._redis, None
+                await redis.aclose()
 
 
 class LegacyBillingClient(_Lifecycle):

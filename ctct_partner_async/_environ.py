@@ -67,12 +67,17 @@ BASE_URL = Setting("base_url", "CTCT_BASE_URL", "--base-url", DEFAULT_BASE_URL)
 TOKEN_URL = Setting("token_url", "CTCT_TOKEN_URL", "--token-url", DEFAULT_TOKEN_URL)
 AUTHORIZATION_PREFIX = Setting("authorization_prefix", "CTCT_AUTHORIZATION_PREFIX", "--authorization-prefix")
 RATE_LIMIT = Setting("rate_limit", "CTCT_RATE_LIMIT", "--rate-limit", f"{DEFAULT_RATE_LIMIT:g}")
+REDIS_URL = Setting("redis_url", "CTCT_REDIS_URL", "--redis-url")
+REDIS_PREFIX = Setting("redis_prefix", "CTCT_REDIS_PREFIX", "--redis-prefix", "ctct")
 LEGACY_USERNAME = Setting("username", "CTCT_LEGACY_USERNAME", required=True)
 LEGACY_PASSWORD = Setting("password", "CTCT_LEGACY_PASSWORD", required=True)
 LEGACY_API_KEY = Setting("api_key", "CTCT_LEGACY_API_KEY", required=True)
 LEGACY_BASE_URL = Setting("base_url", "CTCT_LEGACY_BASE_URL", default=DEFAULT_LEGACY_URL)
 
-PARTNER_SETTINGS = (API_KEY, CLIENT_ID, CLIENT_SECRET, BASE_URL, TOKEN_URL, AUTHORIZATION_PREFIX, RATE_LIMIT)
+PARTNER_SETTINGS = (
+    API_KEY, CLIENT_ID, CLIENT_SECRET, BASE_URL, TOKEN_URL, AUTHORIZATION_PREFIX, RATE_LIMIT, REDIS_URL,
+    REDIS_PREFIX,
+)  # fmt: skip
 LEGACY_SETTINGS = (LEGACY_USERNAME, LEGACY_PASSWORD, LEGACY_API_KEY, LEGACY_BASE_URL, RATE_LIMIT)
 VARIABLES = tuple(dict.fromkeys(s.variable for s in PARTNER_SETTINGS + LEGACY_SETTINGS))
 """Every variable a client reads, each once."""
@@ -147,6 +152,10 @@ class Environment:
             return given
         found = self.variable(AUTHORIZATION_PREFIX)
         return found.strip() + " " if found is not None and found.strip() else AUTHORIZATION_PREFIX.default
+
+    def optional(self, setting: Setting, given: str | None) -> str | None:
+        """``given`` if passed, else the variable if set, else ``None`` (an optional setting, no default)."""
+        return given if given is not None else self.variable(setting)
 
     def rate_limit(self) -> float | None:
         """``CTCT_RATE_LIMIT`` (for a client not passed ``rate_limit``), else the default of 4 a second."""

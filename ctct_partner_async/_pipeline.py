@@ -27,12 +27,13 @@ import asyncio
 import datetime as dt
 from asyncio import get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 import aiohttp
 import attrs
 
 from . import _errors as errors
+from ._budget import DEFAULT_DAILY_QUOTA, DailyQuota, SharedBudget
 from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
@@ -49,6 +50,9 @@ from ._protocol import (
 )
 from ._transport import LoopBinding, Proxies, Timeouts, Transport, check_url
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 __all__ = ["ClientOptions", "ClientSettings", "Pipeline", "transport_for"]
 
 
@@ -58,6 +62,7 @@ class ClientSettings(TypedDict, total=False):
     rate_limit: float | None
     max_concurrency: int
     rate_limit_max_wait: float | None
+    daily_quota: int | None
     retry_policy: RetryPolicy | None
     on_request: RequestHook | None
     on_response: ResponseHook | None
@@ -93,12 +98,17 @@ class ClientOptions:
     ``trust_env`` (default ``True``): send through the proxies of ``HTTP_PROXY``, ``HTTPS_PROXY`` and
     ``NO_PROXY`` (see ``Proxies``), read from the client's environment when it is made; a loopback host
     is never proxied. It applies to the session the client creates, not to one passed as ``session``.
+
+    ``daily_quota``: the API key's requests a day (10,000 unless Constant Contact raised it; ``None``:
+    unknown), for ``client.quota`` and the CLI's estimates. The SDK counts, it does not enforce: only a
+    ``quota_exceeded`` answer stops the client (until 00:00 UTC).
     """
 
     base_url: str = attrs.field(converter=_checked_base_url)
     rate_limit: float | None = 4.0
     max_concurrency: int = 64
     rate_limit_max_wait: float | None = None
+    daily_quota: int | None = DEFAULT_DAILY_QUOTA
     retry_policy: RetryPolicy = attrs.field(default=None, converter=_policy_or_default)
     on_request: RequestHook | None = None
     on_response: ResponseHook | None = None
@@ -144,6 +154,8 @@ class Pipeline:
             options.rate_limit, options.max_concurrency, self._clock, max_wait=options.rate_limit_max_wait
         )
         self.retry = Retry(options.retry_policy, self._clock, on_retry=options.on_retry)
+        self.quota = DailyQuota(options.daily_quota, self._clock)
+        self.shared: SharedBudget | None = None  # the key's budget in Redis (``share_budget``)
         self._on_request = options.on_request
         self._on_response = options.on_response
         self._owned = owned  # closed with the pipeline; a transport passed in is the caller's
@@ -163,6 +175,17 @@ class Pipeline:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def share_budget(self, redis: Redis, namespace: str) -> SharedBudget:
+        """Pace and count with every process on the key, in ``redis`` under ``namespace``: the rate slot
+        is booked there (still after the credentials), the quota counted and stopped there. The
+        concurrency cap stays this process's."""
+        options = self.options
+        self.shared = SharedBudget(
+            redis, namespace, rate=options.rate_limit, quota=self.quota, clock=self._clock,
+            max_wait=options.rate_limit_max_wait,
+        )  # fmt: skip
+        return self.shared
 
     def check_close(self) -> None:
         """``WrongEventLoopError`` if ``aclose`` can't close the client from the running loop (see there)."""
@@ -246,23 +269,31 @@ class Pipeline:
             deadline = self.retry.begin(deadline)
         if log is not None:
             log.attempts = number
-        limiter, credentials = self.limiter, self.credentials
+        limiter, credentials, shared = self.limiter, self.credentials, self.shared
         try:
+            if self.quota.stopped_until is not None:
+                self.quota.check(request.method, url)  # stopped by a quota_exceeded: nothing is sent
             if not limiter.try_enter():
                 await limiter.enter()
             try:
-                # the fast path, with no await: the token is fresh and the turn is now
-                ready = credentials.ready()
-                wait = limiter.reserve() if ready is not None else None
-                headers = ready if ready is not None and not wait else await self._turn(wait)
+                if shared is None:
+                    # the fast path, with no await: the token is fresh and the turn is now
+                    ready = credentials.ready()
+                    wait = limiter.reserve() if ready is not None else None
+                    headers = ready if ready is not None and not wait else await self._turn(wait)
+                else:
+                    headers = await self._shared_turn(shared, request, url)
                 response = await self._exchange(request, url, number, headers, log, per_request)
                 if response.status == 401 and credentials.refused(headers):
-                    headers = await self._turn()
+                    if shared is None:
+                        headers = await self._turn()
+                    else:
+                        headers = await self._shared_turn(shared, request, url)
                     response = await self._exchange(request, url, number, headers, log, per_request)
             finally:
                 limiter.leave()
             if response.status >= 300:
-                self._raise_for(request, url, response, headers)
+                await self._raise_for(request, url, response, headers)
         except Exception as exc:
             if log is not None:
                 log.errors.append(exc)
@@ -310,6 +341,28 @@ class Pipeline:
             headers = credentials.ready() or await credentials.headers()
         return headers
 
+    async def _shared_turn(self, shared: SharedBudget, request: Request, url: str) -> Mapping[str, str]:
+        """The credentials, then a slot booked in Redis and slept for; the credentials again after a
+        wait (as ``_wait_turn``: a renewal that outlasts half the spacing books one new slot)."""
+        credentials, clock = self.credentials, self._clock
+        headers = credentials.ready() or await credentials.headers()
+        wait = await shared.turn(request.method, url)
+        if not wait:
+            return headers
+        await clock.sleep(wait)
+        ready = credentials.ready()
+        if ready is not None:
+            return ready
+        asked = clock.monotonic()
+        headers = await credentials.headers()
+        rate = self.options.rate_limit
+        if rate is not None and clock.monotonic() - asked > 0.5 / rate:
+            wait = await shared.turn(request.method, url)
+            if wait:
+                await clock.sleep(wait)
+                headers = credentials.ready() or await credentials.headers()
+        return headers
+
     def _exchange(
         self,
         request: Request,
@@ -324,6 +377,8 @@ class Pipeline:
             if not log.requests and log.on_first_send is not None:
                 log.on_first_send()
             log.requests += 1
+        if self.shared is None:
+            self.quota.sent()  # a shared budget counts in Redis, as it books the slot
         if self._on_request is None and self._on_response is None:
             if per_request is None:
                 return self._send(request, headers, self.credentials.query)
@@ -377,15 +432,28 @@ class Pipeline:
         on_response(ResponseDetails(request.operation, request.method, url, number, response.status, elapsed))
         return response
 
-    def _raise_for(
+    async def _raise_for(
         self, request: Request, url: str, response: Response, headers: Mapping[str, str]
     ) -> NoReturn:
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
         secrets = request.secrets + credential_secrets(headers, self.credentials.query)
         error = error_for(request.method, url, response, now=now, secrets=secrets)
-        if isinstance(error, errors.ThrottledError) and not isinstance(error, errors.QuotaExceededError):
-            self.limiter.throttled()
+        if isinstance(error, errors.ThrottledError):
+            await self._throttled(error)
         raise error
+
+    async def _throttled(self, error: errors.ThrottledError) -> None:
+        """A 429: a spent quota stops the client (and, shared, every process on the key) until it
+        resets; a throttle slows the limiter down (shared: the key's rate, for every process)."""
+        shared = self.shared
+        if isinstance(error, errors.QuotaExceededError):
+            self.quota.stop(error.reset_at)
+            if shared is not None:
+                await shared.quota_exceeded(error.reset_at)
+        elif shared is None:
+            self.limiter.throttled()
+        else:
+            await shared.throttled()
 
 
 def transport_for(

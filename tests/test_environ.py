@@ -270,7 +270,7 @@ def test_one_table_names_every_setting_for_the_api_and_the_cli() -> None:
     flags = {flag for action in parser._actions for flag in action.option_strings}
     assert {s.flag for s in _environ.PARTNER_SETTINGS if s.flag} <= flags
     assert all(name.startswith("CTCT_") for name in _environ.VARIABLES)
-    assert len(set(_environ.VARIABLES)) == len(_environ.VARIABLES) == 11
+    assert len(set(_environ.VARIABLES)) == len(_environ.VARIABLES) == 13
     defaults = {s.variable: s.default for s in _environ.PARTNER_SETTINGS + _environ.LEGACY_SETTINGS}
     assert defaults["CTCT_BASE_URL"] == DEFAULT_BASE_URL and defaults["CTCT_TOKEN_URL"] == DEFAULT_TOKEN_URL
     assert defaults["CTCT_LEGACY_BASE_URL"] == DEFAULT_LEGACY_URL

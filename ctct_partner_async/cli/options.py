@@ -120,6 +120,19 @@ def connection_options() -> argparse.ArgumentParser:
         help="requests per second sent by this command (default: $CTCT_RATE_LIMIT, else 4; 0: no limit)",
     )
     group.add_argument(
+        "--redis-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="share the API key's rate, daily quota and token with every process on it through this "
+        "Redis (default: $CTCT_REDIS_URL, else none; needs the [redis] extra)",
+    )
+    group.add_argument(
+        "--redis-prefix",
+        default=argparse.SUPPRESS,
+        metavar="TEXT",
+        help="where the shared state lives in Redis (default: $CTCT_REDIS_PREFIX, else ctct)",
+    )
+    group.add_argument(
         "--token-jitter",
         type=seconds,
         default=TokenSettings().first_request_jitter,
@@ -190,7 +203,8 @@ def client_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         raise UsageError(f"missing {', '.join(missing)}")
     for name, (_, var, default) in ENDPOINTS.items():
         settings[name] = getattr(args, name) or environ.get(var) or default
-    for name in ("authorization_prefix", "rate_limit"):  # when not given, the client reads CTCT_* itself
+    # when not given, the client reads CTCT_* itself
+    for name in ("authorization_prefix", "rate_limit", "redis_url", "redis_prefix"):
         if hasattr(args, name):
             settings[name] = getattr(args, name)
     settings["environ"] = environ
