@@ -171,7 +171,7 @@ RESERVE = (
 --       seconds until the day's count expires
 local now = clock()
 local stop = redis.call('GET', KEYS[3])
-if stop then return {'stopped', stop, '0', '0'} end
+if stop then return {'stopped', stop, redis.call('GET', KEYS[2]) or '0', '0'} end
 local ceiling, regain, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local wait = 0
 if ceiling > 0 then
@@ -324,6 +324,7 @@ class SharedBudget:
     def _booked(self, reply: Any, method: str, url: str) -> float:
         outcome, value, used, workers = (_text(part) for part in reply)
         if outcome == "stopped":
+            self.quota.seen(int(used))
             reset_at = dt.datetime.fromtimestamp(float(value), dt.UTC)
             self.quota.stop(reset_at)
             raise quota_stop_error(reset_at, method, url)
