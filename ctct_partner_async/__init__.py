@@ -10,6 +10,7 @@ public submodules are ``testing`` (``MockTransport`` and the pytest fixture), ``
 """
 
 from ._auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
+from ._budget import QuotaStatus
 from ._bulk import Outcome, OutcomeState
 from ._client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
 from ._clock import Clock, FakeClock
@@ -116,6 +117,7 @@ __all__ = [
     "PlanChange",
     "PlanType",
     "QuotaExceededError",
+    "QuotaStatus",
     "RateLimitError",
     "RateLimiter",
     "RedirectError",
