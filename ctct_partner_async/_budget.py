@@ -168,7 +168,7 @@ RESERVE = (
     + """
 -- KEYS: rate hash, today's count, the quota stop, the workers' heartbeats
 -- ARGV: ceiling (0: no limit), regain per second, max_wait (negative: none), worker id, heartbeat (s),
---       seconds until the day's count expires
+--       seconds until the day's count expires, whether to count the request ('1') or only rebook it
 local now = clock()
 local stop = redis.call('GET', KEYS[3])
 if stop then return {'stopped', stop, redis.call('GET', KEYS[2]) or '0', '0'} end
@@ -184,8 +184,13 @@ if ceiling > 0 then
   redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', slot + 1 / rate))
   redis.call('PEXPIRE', KEYS[1], 60000)
 end
-local used = redis.call('INCR', KEYS[2])
-if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+local used
+if ARGV[7] == '1' then
+  used = redis.call('INCR', KEYS[2])
+  if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+else
+  used = tonumber(redis.call('GET', KEYS[2]) or '0')
+end
 local heartbeat = tonumber(ARGV[5])
 redis.call('ZADD', KEYS[4], string.format('%.6f', now), ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.format('%.6f', now - heartbeat))
@@ -289,22 +294,23 @@ class SharedBudget:
         return self._down_since is None
 
     # -- per request ------------------------------------------------------------------------------------
-    async def turn(self, method: str, url: str) -> float:
-        """Book this request's slot; the seconds to sleep until it (0.0 for now).
+    async def turn(self, method: str, url: str, *, count: bool = True) -> float:
+        """Book this request's slot; the seconds to sleep until it (0.0 for now). ``count=False``: a
+        request booked before and not sent (its slot went by), booked again but not counted again.
 
         ``QuotaExceededError`` (nothing booked) while the key's quota is stopped; ``RateLimitError`` when
         the slot is further than ``max_wait`` away. Falls back to the local pacing while Redis is down.
         """
         self.quota.check(method, url)
         if self._down_since is not None and (self._probing or self._clock.monotonic() < self._retry_at):
-            return self._local_turn()
+            return self._local_turn(count)
         self._probing = self._down_since is not None  # after an outage, one caller at a time asks
-        keys, args = self._reserve_args()
+        keys, args = self._reserve_args(count)
         try:
             reply = await self._call(self._reserve, keys, args)
         except self._errors as exc:
             self._went_down(exc)
-            return self._local_turn()
+            return self._local_turn(count)
         finally:
             self._probing = False
         self._came_back()
@@ -314,12 +320,13 @@ class SharedBudget:
         """Today's count (UTC, by this process's wall clock)."""
         return f"{self._namespace}:quota:{dt.datetime.fromtimestamp(now, dt.UTC):%Y-%m-%d}"
 
-    def _reserve_args(self) -> tuple[list[str], list[Any]]:
+    def _reserve_args(self, count: bool) -> tuple[list[str], list[Any]]:
         now = self._clock.time()
         keys = [self._rate_key, self._day_key(now), self._stop_key, self._workers_key]
         max_wait = -1.0 if self._max_wait is None else self._max_wait
         expire = math.ceil(_day_end(now) - now) + 3600  # the day, and an hour for skewed clocks
-        return keys, [self._rate or 0.0, self._regain, max_wait, self._worker, self._heartbeat, expire]
+        args = [self._rate or 0.0, self._regain, max_wait, self._worker, self._heartbeat, expire]
+        return keys, [*args, "1" if count else "0"]
 
     def _booked(self, reply: Any, method: str, url: str) -> float:
         outcome, value, used, workers = (_text(part) for part in reply)
@@ -336,8 +343,9 @@ class SharedBudget:
         self.workers = max(1, int(workers))
         return wait if wait > MIN_SLEEP else 0.0
 
-    def _local_turn(self) -> float:
-        self.quota.sent()
+    def _local_turn(self, count: bool = True) -> float:
+        if count:
+            self.quota.sent()
         fallback = self._fallback
         return 0.0 if fallback is None else fallback.reserve()
 

@@ -343,10 +343,16 @@ class Pipeline:
 
     async def _shared_turn(self, shared: SharedBudget, request: Request, url: str) -> Mapping[str, str]:
         """The credentials, then a slot booked in Redis and slept for; the credentials again after a
-        wait (as ``_wait_turn``: a renewal that outlasts half the spacing books one new slot)."""
+        wait (as ``_wait_turn``: a renewal that outlasts half the spacing books one new slot).
+
+        With no configured rate Redis books no slot (it still counts and stops); the local limiter,
+        which learns a limit from throttles, spaces this process's requests.
+        """
         credentials, clock = self.credentials, self._clock
         headers = credentials.ready() or await credentials.headers()
         wait = await shared.turn(request.method, url)
+        if self.options.rate_limit is None:
+            wait = self.limiter.reserve()
         if not wait:
             return headers
         await clock.sleep(wait)
@@ -357,7 +363,7 @@ class Pipeline:
         headers = await credentials.headers()
         rate = self.options.rate_limit
         if rate is not None and clock.monotonic() - asked > 0.5 / rate:
-            wait = await shared.turn(request.method, url)
+            wait = await shared.turn(request.method, url, count=False)  # the same request, rebooked
             if wait:
                 await clock.sleep(wait)
                 headers = credentials.ready() or await credentials.headers()
@@ -450,8 +456,8 @@ class Pipeline:
             self.quota.stop(error.reset_at)
             if shared is not None:
                 await shared.quota_exceeded(error.reset_at)
-        elif shared is None:
-            self.limiter.throttled()
+        elif shared is None or self.options.rate_limit is None:
+            self.limiter.throttled()  # no rate to share: this process learns its own limit
         else:
             await shared.throttled()
 

@@ -320,3 +320,27 @@ async def test_redis_stopped_mid_run_fails_no_call_and_is_used_again_when_back(
     assert len(down) == 2 and all("4/s (8/s over 2)" in line for line in down)
     assert len(back) == 2
     assert used == [2 * 3] * 2  # the new server's count: the calls made since it came back
+
+
+async def test_a_rebooked_request_is_not_counted_twice(store: redis.asyncio.Redis) -> None:
+    """A request whose slot went by while it waited for a token books again without counting again."""
+    holder = budget(store)
+    await holder.turn("GET", "u")
+    await holder.turn("GET", "u", count=False)
+    assert holder.quota.used == 1
+    assert (await holder.refresh()).used == 1
+
+
+async def test_without_a_rate_the_count_is_shared_and_throttles_are_learned_locally(redis_url: str) -> None:
+    """``rate_limit=None`` with Redis: no slot is booked (nothing spaced), the count is still shared, and a
+    429 turns on this process's learned limit, as without Redis."""
+    answers = iter([Response.from_json(429, [{"error_key": "throttled", "error_message": "slow down"}])])
+    transport = MockTransport(lambda request: next(answers, Response.from_json(200, [])))
+    async with sandbox() as sb:
+        client = client_for(sb, redis_url, rate_limit=None, transport=transport, token_provider=_token,
+                            clock=FakeClock(autojump=True))  # fmt: skip
+        async with client:
+            assert client.limiter.rate is None
+            await client.webhooks.list()
+            assert client.limiter.learned and client.limiter.rate is not None
+            assert (await client.refresh_quota()).used == 2
