@@ -168,7 +168,7 @@ async def test_slots_are_booked_one_after_another_for_every_holder(redis_url: st
     steps = [later - earlier for earlier, later in zip(waits, waits[1:], strict=False)]
     assert waits[0] == 0.0 and all(0.09 <= step <= 0.11 for step in steps)
     assert max(b.workers for b in budgets) == 3  # each holder's heartbeat counts it
-    assert budgets[0].quota.used + budgets[1].quota.used + budgets[2].quota.used > 12  # the shared count
+    assert max(b.quota.used for b in budgets) == 12  # the shared count: the last booking saw all 12
 
 
 async def test_a_throttle_seen_by_one_holder_slows_every_holder(store: redis.asyncio.Redis) -> None:
