@@ -110,11 +110,13 @@ class DailyQuota:
         self.used += 1
 
     def seen(self, used: int) -> None:
-        """The key's count today across processes, as Redis told it."""
+        """The key's count today across processes, as Redis told it (replies to concurrent requests may
+        come back out of order: the count only grows within a day)."""
         now = self._clock.time()
         if now >= self._day_end:
             self._day_end = _day_end(now)
-        self.used = used
+            self.used = 0
+        self.used = max(self.used, used)
 
     def stop(self, reset_at: dt.datetime) -> None:
         """A ``quota_exceeded`` answer: no request until ``reset_at``."""
