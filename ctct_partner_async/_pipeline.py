@@ -6,7 +6,9 @@ One call is the retry policy around attempts. One attempt is, in this order:
 2. the credentials (for v3, the JWT: this may wait for a renewal);
 3. a turn under the rate limit, booked only now, so a token wait never bunches requests: after any
    wait, no two requests of a client are closer than ``1/rate``; if the turn had to be waited for, the
-   credentials are asked again, so a request never carries a token it saw before it queued;
+   credentials are asked again, so a request never carries a token it saw before it queued; with a
+   budget shared in Redis (``share_budget``) the turn is the key's next slot, booked there in one round
+   trip (and counted against the key's day), in the same order;
 4. one exchange over the transport, with the hooks; on a 401 the credentials hear which headers were
    refused and, if they can do better (a new JWT), steps 2-4 run once more;
 5. the status check: anything from 300 up raises its ``APIError`` (a 3xx is never followed).
