@@ -34,6 +34,7 @@ import attrs
 
 from . import _errors as errors
 from ._clock import Clock
+from ._environ import DEFAULT_DAILY_QUOTA
 from ._policy import MIN_SLEEP, RateLimiter
 from ._protocol import next_utc_midnight
 
@@ -44,8 +45,6 @@ __all__ = ["DEFAULT_DAILY_QUOTA", "DailyQuota", "QuotaStatus", "SharedBudget", "
 
 logger = logging.getLogger("ctct_partner_async.shared")
 
-DEFAULT_DAILY_QUOTA = 10_000
-"""Requests a day an API key may make unless Constant Contact raised it (250,000)."""
 DAY = 86_400.0
 
 
@@ -432,15 +431,24 @@ def namespace(prefix: str, api_key: str, client_id: str) -> str:
 
 
 def connect(url: str, *, setting: str, timeout: float = 1.0) -> Redis:
-    """A ``redis.asyncio.Redis`` for ``url`` (connected on first use), its calls bounded by ``timeout``.
+    """A ``redis.asyncio.Redis`` for ``url`` (connected on first use), its calls bounded by ``timeout`` and
+    retried once after a short backoff.
     ``ValidationError`` naming ``setting`` (never the URL: it may carry a password) for a bad URL, and
     an ImportError naming the extra without redis-py."""
     try:
         import redis.asyncio  # lazy: the package imports without the extra
     except ImportError as exc:
         raise ImportError('redis_url needs redis-py: pip install "ctct-partner-async[redis]"') from exc
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    # one quick retry for a blip; beyond it the SDK's own fallback takes over (redis-py's default of
+    # three retries with up to 10 s of backoff would hold every call that long while Redis is down)
+    retry = Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.02), 1)
     try:
-        return redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return redis.asyncio.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
+        )
     except ValueError:
         rule = "must be a redis://, rediss:// or unix:// URL"
         raise errors.ValidationError([errors.FieldError(setting, rule)]) from None

@@ -193,6 +193,8 @@ class PartnerClient(_Lifecycle):
             client_id = env.value(CLIENT_ID, client_id)
             client_secret = env.value(CLIENT_SECRET, client_secret)
         env.check()  # every missing credential at once, before anything else is looked at
+        if "daily_quota" not in settings:  # the v3 key's; the v2 client's key is another
+            settings["daily_quota"] = env.daily_quota()
         options = _options(env, BASE_URL, base_url, settings)
         shared = redis
         if shared is None and (url := env.optional(REDIS_URL, redis_url)) is not None:

@@ -32,6 +32,7 @@ from ._tokens import DEFAULT_TOKEN_URL
 __all__ = [
     "CREDENTIALS",
     "DEFAULT_BASE_URL",
+    "DEFAULT_DAILY_QUOTA",
     "DEFAULT_LEGACY_URL",
     "DEFAULT_RATE_LIMIT",
     "ENDPOINTS",
@@ -40,12 +41,15 @@ __all__ = [
     "VARIABLES",
     "Environment",
     "Setting",
+    "parse_daily_quota",
     "parse_rate_limit",
 ]
 
 DEFAULT_BASE_URL = "https://api.cc.email/v3"
 DEFAULT_LEGACY_URL = "https://api.constantcontact.com/v2"
 DEFAULT_RATE_LIMIT = 4.0
+DEFAULT_DAILY_QUOTA = 10_000
+"""Requests a day an API key may make unless Constant Contact raised it (250,000)."""
 
 
 @attrs.frozen
@@ -67,6 +71,7 @@ BASE_URL = Setting("base_url", "CTCT_BASE_URL", "--base-url", DEFAULT_BASE_URL)
 TOKEN_URL = Setting("token_url", "CTCT_TOKEN_URL", "--token-url", DEFAULT_TOKEN_URL)
 AUTHORIZATION_PREFIX = Setting("authorization_prefix", "CTCT_AUTHORIZATION_PREFIX", "--authorization-prefix")
 RATE_LIMIT = Setting("rate_limit", "CTCT_RATE_LIMIT", "--rate-limit", f"{DEFAULT_RATE_LIMIT:g}")
+DAILY_QUOTA = Setting("daily_quota", "CTCT_DAILY_QUOTA", "--daily-quota", f"{DEFAULT_DAILY_QUOTA}")
 REDIS_URL = Setting("redis_url", "CTCT_REDIS_URL", "--redis-url")
 REDIS_PREFIX = Setting("redis_prefix", "CTCT_REDIS_PREFIX", "--redis-prefix", "ctct")
 LEGACY_USERNAME = Setting("username", "CTCT_LEGACY_USERNAME", required=True)
@@ -75,8 +80,8 @@ LEGACY_API_KEY = Setting("api_key", "CTCT_LEGACY_API_KEY", required=True)
 LEGACY_BASE_URL = Setting("base_url", "CTCT_LEGACY_BASE_URL", default=DEFAULT_LEGACY_URL)
 
 PARTNER_SETTINGS = (
-    API_KEY, CLIENT_ID, CLIENT_SECRET, BASE_URL, TOKEN_URL, AUTHORIZATION_PREFIX, RATE_LIMIT, REDIS_URL,
-    REDIS_PREFIX,
+    API_KEY, CLIENT_ID, CLIENT_SECRET, BASE_URL, TOKEN_URL, AUTHORIZATION_PREFIX, RATE_LIMIT, DAILY_QUOTA,
+    REDIS_URL, REDIS_PREFIX,
 )  # fmt: skip
 LEGACY_SETTINGS = (LEGACY_USERNAME, LEGACY_PASSWORD, LEGACY_API_KEY, LEGACY_BASE_URL, RATE_LIMIT)
 VARIABLES = tuple(dict.fromkeys(s.variable for s in PARTNER_SETTINGS + LEGACY_SETTINGS))
@@ -104,6 +109,20 @@ def parse_rate_limit(text: str, *, variable: str = RATE_LIMIT.variable) -> float
     if not 0 < value < math.inf:  # also refuses NaN
         raise errors.ValidationError([errors.FieldError(variable, _RATE_RULE)])
     return value
+
+
+_QUOTA_RULE = "must be a whole number of requests a day, at least 1, or 0 or none when not known"
+
+
+def parse_daily_quota(text: str, *, variable: str = DAILY_QUOTA.variable) -> int | None:
+    """The API key's requests a day from ``text``: ``None`` (not known) for ``0`` or ``none``;
+    ``ValidationError`` naming ``variable`` for anything else that isn't a positive whole number."""
+    text = text.strip().replace("_", "").replace(",", "")
+    if text.lower() == "none":
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise errors.ValidationError([errors.FieldError(variable, _QUOTA_RULE)])
+    return int(text) or None
 
 
 class Environment:
@@ -161,3 +180,8 @@ class Environment:
         """``CTCT_RATE_LIMIT`` (for a client not passed ``rate_limit``), else the default of 4 a second."""
         found = self.variable(RATE_LIMIT)
         return DEFAULT_RATE_LIMIT if found is None else parse_rate_limit(found)
+
+    def daily_quota(self) -> int | None:
+        """``CTCT_DAILY_QUOTA`` (for a client not passed ``daily_quota``), else the default of 10,000."""
+        found = self.variable(DAILY_QUOTA)
+        return DEFAULT_DAILY_QUOTA if found is None else parse_daily_quota(found)

@@ -297,7 +297,11 @@ async def test_dry_run_checks_every_row_and_sends_nothing_without_credentials(
     captured = capsys.readouterr()
     summary = captured.out.splitlines()
     assert summary[0] == "provision --dry-run: 5 rows, 2 invalid, nothing sent"
-    assert [line.split() for line in summary[2:]] == [["valid", "3"], ["invalid", "2"]]
+    assert [line.split() for line in summary[2:4]] == [["valid", "3"], ["invalid", "2"]]
+    assert summary[4:] == [
+        "provision --dry-run: the job would need about 3 requests (3 rows x 1 request); the API key's daily "
+        "quota is 10,000 (today's use is not read in a dry run)"
+    ]
     problems = captured.err.splitlines()
     assert problems[0].startswith("row 2 (cli_user_00001): invalid: contact_email:")
     assert (

@@ -176,6 +176,34 @@ async def test_token_url_and_prefix_come_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "quota"),
+    [("250000", 250_000), ("250_000", 250_000), ("0", None), (" none ", None), ("", 10_000)],
+)
+def test_daily_quota_from_the_environment(text: str, quota: int | None) -> None:
+    """A raised key's 250,000 a day; 0 or none when not known; empty for the default of 10,000. The v2
+    client's key is another, so it does not read the variable."""
+    client = PartnerClient(api_key=API_KEY, token_provider=tokens, environ={"CTCT_DAILY_QUOTA": text},
+                           transport=mock())  # fmt: skip
+    assert client.quota.limit == quota
+    legacy = LegacyBillingClient(username="u", password="p", api_key="k", environ={"CTCT_DAILY_QUOTA": "5"})
+    assert legacy.options.daily_quota == 10_000
+
+
+@pytest.mark.parametrize("text", ["-1", "many", "1.5", "١٠", "9" * 13])
+def test_a_bad_daily_quota_names_the_variable(text: str) -> None:
+    """A value that isn't a whole number, 0 or none is a ValidationError on CTCT_DAILY_QUOTA, before
+    anything is sent; an explicit argument wins without reading it."""
+    with pytest.raises(ValidationError) as info:
+        PartnerClient(api_key=API_KEY, token_provider=tokens, environ={"CTCT_DAILY_QUOTA": text})
+    assert str(info.value) == (
+        "CTCT_DAILY_QUOTA: must be a whole number of requests a day, at least 1, or 0 or none when not known"
+    )
+    client = PartnerClient(api_key=API_KEY, token_provider=tokens, environ={"CTCT_DAILY_QUOTA": text},
+                           daily_quota=7, transport=mock())  # fmt: skip
+    assert client.quota.limit == 7
+
+
+@pytest.mark.parametrize(
     ("text", "rate"),
     [("0", None), ("none", None), (" None ", None), ("0.0", None), ("2.5", 2.5), ("10", 10.0), ("", 4.0)],
 )
@@ -270,11 +298,12 @@ def test_one_table_names_every_setting_for_the_api_and_the_cli() -> None:
     flags = {flag for action in parser._actions for flag in action.option_strings}
     assert {s.flag for s in _environ.PARTNER_SETTINGS if s.flag} <= flags
     assert all(name.startswith("CTCT_") for name in _environ.VARIABLES)
-    assert len(set(_environ.VARIABLES)) == len(_environ.VARIABLES) == 13
+    assert len(set(_environ.VARIABLES)) == len(_environ.VARIABLES) == 14
     defaults = {s.variable: s.default for s in _environ.PARTNER_SETTINGS + _environ.LEGACY_SETTINGS}
     assert defaults["CTCT_BASE_URL"] == DEFAULT_BASE_URL and defaults["CTCT_TOKEN_URL"] == DEFAULT_TOKEN_URL
     assert defaults["CTCT_LEGACY_BASE_URL"] == DEFAULT_LEGACY_URL
     assert float(defaults["CTCT_RATE_LIMIT"]) == ClientOptions(base_url=DEFAULT_BASE_URL).rate_limit
+    assert int(defaults["CTCT_DAILY_QUOTA"]) == ClientOptions(base_url=DEFAULT_BASE_URL).daily_quota
 
 
 # -- proxies ------------------------------------------------------------------------------------------------

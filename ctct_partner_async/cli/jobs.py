@@ -6,9 +6,20 @@ rows"). Each outcome goes to the tally, the progress line and the results file a
 row fails with an error every later row would meet too (the daily quota is spent, the credentials are
 refused), no more rows are sent: the rest are reported failed with that error at once.
 
+Before the first request, the job's requests are estimated (the rows it will send times
+``REQUESTS_PER_ROW``) and compared with what the API key has left today by the SDK's count
+(``client.refresh_quota()``: every process's with ``--redis-url``, else this one's, so the daily quota
+itself). An estimate beyond it is a warning on stderr, and the job runs anyway: the server's count is the
+one that decides. When a ``quota_exceeded`` has stopped the key (shared in Redis), that is said, and the
+job ends as it would: its rows fail with the quota error and nothing is sent. The rows counted are those
+the job will send: valid, the first of their key in the file, and not finished in the ``--journal`` by
+an earlier run. Counting them reads the file once more, so that pass is made only when the plain record
+count (an upper bound) already exceeds what is left.
+
 ``--dry-run`` checks every row as the job would (each rule, duplicates in the file) and reports each
 ``valid`` or ``invalid``, with the same exit status, without a client: nothing is sent, no credential is
-needed, the journal is neither read nor written.
+needed, the journal is neither read nor written. It prints the estimate of the valid rows against the
+configured daily quota (today's use is not read).
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iter
 from pathlib import Path
 from typing import Any
 
+from .._budget import QuotaStatus
 from .._bulk import Bulk, Outcome, stopping_error
+from .._client import PartnerClient
+from .._environ import Environment
 from .._errors import CtctError, FieldError, ValidationError
 from .._models import PlanType
 from .._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
@@ -30,11 +44,30 @@ from ._text import printable
 from .inputs import Source, check_columns, check_outputs, open_source, survey
 from .options import UsageError, make_client
 from .progress import Progress
-from .report import ResultsFile, RowResult, Tally, format_check_summary, format_problems, format_summary
+from .report import (
+    Estimate,
+    ResultsFile,
+    RowResult,
+    Tally,
+    dry_quota_warning,
+    format_check_summary,
+    format_dry_estimate,
+    format_problems,
+    format_summary,
+    quota_stop_notice,
+    quota_warning,
+)
 
-__all__ = ["bulk_command", "check_rows", "run_rows"]
+__all__ = ["REQUESTS_PER_ROW", "bulk_command", "check_quota", "check_rows", "rows_to_send", "run_rows"]
 
 Sink = Callable[[Outcome], None]
+
+REQUESTS_PER_ROW = {"provision": 1, "plans": 1, "cancel": 1}
+"""The API requests one row of each job is expected to send. ``provision``: one create (``POST
+partner/accounts``; a create row sets no plan, the account starts on ``TRIAL`` and a plan change is a
+``plans`` row). ``plans``: one ``PUT .../plan``. ``cancel``: one ``PUT .../canceled``. Not expected, so
+not counted: retries, the account-list pages a create reads after an ambiguous failure, a 503 or (with
+``--adopt-existing``) a 409, and token requests (the token endpoint's, outside the key's daily quota)."""
 
 
 def allowed_plan_types(extra: Iterable[str] | None) -> frozenset[str]:
@@ -119,6 +152,59 @@ def _invalid(index: int, key: str, error: ValidationError) -> RowResult:
     return RowResult(index=index, key=key, state="invalid", ok=False, error=str(error))
 
 
+def _journal_key(name: str, key: str) -> str:
+    """The row's key in the journal: login names lower-cased, as the bulk job keeps them."""
+    return key.lower() if name == "provision" else key
+
+
+def rows_to_send(name: str, rows: Iterable[Any], allowed: Collection[str], journal: Journal | None) -> int:
+    """How many of ``rows`` the job ``name`` will send: the valid ones (the first of each key) that
+    ``journal`` does not hold as finished by an earlier run."""
+    count = 0
+    for result in check_rows(name, rows, allowed):
+        if result.ok:
+            entry = None if journal is None else journal.get(_journal_key(name, result.key))
+            count += entry is None or not entry.finished
+    return count
+
+
+def configured_quota(args: argparse.Namespace) -> int | None:
+    """The API key's requests a day: ``--daily-quota``, else ``$CTCT_DAILY_QUOTA``, else 10,000 (what the
+    client would count against)."""
+    if hasattr(args, "daily_quota"):
+        value: int | None = args.daily_quota
+        return value
+    try:
+        return Environment().daily_quota()
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def check_quota(
+    name: str,
+    client: PartnerClient,
+    source: Source,
+    count: int,
+    journal: Journal | None,
+    args: argparse.Namespace,
+) -> None:
+    """Before the first request: warn on stderr when the job's estimate exceeds what the key has left
+    today, or say that the key is stopped (``count`` records in the file bound the rows to send)."""
+    quota = await client.refresh_quota()
+    now = time.time()
+    if quota.stopped:
+        print(quota_stop_notice(name, quota, now=now), file=sys.stderr)
+        return
+    per_row = REQUESTS_PER_ROW[name]
+    if quota_warning(name, Estimate(count, per_row), quota, now=now) is None:
+        return  # even every record of the file fits: no need to read it again
+    allowed = allowed_plan_types(getattr(args, "allow_plan_type", None))
+    estimate = Estimate(rows_to_send(name, source.rows(), allowed, journal), per_row)
+    warning = quota_warning(name, estimate, quota, now=now)
+    if warning is not None:
+        print(warning, file=sys.stderr)
+
+
 def dry_run(name: str, source: Source, args: argparse.Namespace) -> int:
     """``--dry-run``: every row checked and reported; 0 if all are valid, 1 if some are not."""
     tally = Tally()
@@ -132,6 +218,11 @@ def dry_run(name: str, source: Source, args: argparse.Namespace) -> int:
             if results is not None:
                 write_result(results, result, args.out)
     print(format_check_summary(name, tally))
+    estimate, limit = Estimate(tally.counts["valid"], REQUESTS_PER_ROW[name]), configured_quota(args)
+    print(format_dry_estimate(name, estimate, limit))
+    warning = dry_quota_warning(name, estimate, limit)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     if not tally.ok:
         print(format_problems(tally, Path(args.out) if args.out else None), file=sys.stderr)
     return 0 if tally.ok else 1
@@ -179,11 +270,35 @@ def job_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def run_job(
+    name: str,
+    client: PartnerClient,
+    source: Source,
+    count: int,
+    sink: Sink,
+    journal: Journal | None,
+    args: argparse.Namespace,
+) -> tuple[CtctError | None, QuotaStatus]:
+    """Check the quota, run every row through the job, and read the quota again: the error that stopped
+    the job, if any, and the day's count after it."""
+    async with client:
+        await check_quota(name, client, source, count, journal, args)
+        stopped = await run_rows(name, client.bulk, source.rows(), sink, journal=journal, **job_options(args))
+        return stopped, await client.refresh_quota()
+
+
 def report_end(
-    name: str, tally: Tally, *, retries: int, elapsed: float, stopped: CtctError | None, out: str | None
+    name: str,
+    tally: Tally,
+    *,
+    retries: int,
+    elapsed: float,
+    stopped: CtctError | None,
+    out: str | None,
+    quota: QuotaStatus | None = None,
 ) -> int:
     """Print the summary (stdout) and the rows that did not succeed (stderr); the exit status."""
-    print(format_summary(name, tally, retries=retries, elapsed=elapsed))
+    print(format_summary(name, tally, retries=retries, elapsed=elapsed, quota=quota))
     if stopped is not None:
         print(f"{name}: stopped early: {printable(str(stopped))}", file=sys.stderr)
     if not tally.ok:
@@ -231,10 +346,7 @@ async def bulk_command(args: argparse.Namespace) -> int:
 
         started = time.monotonic()
         try:
-            async with client:
-                stopped = await run_rows(
-                    name, client.bulk, source.rows(), record, journal=journal, **job_options(args)
-                )
+            stopped, quota = await run_job(name, client, source, count, record, journal, args)
         except JournalError as exc:
             progress.finish()
             raise UsageError(
@@ -243,4 +355,6 @@ async def bulk_command(args: argparse.Namespace) -> int:
             ) from None
         progress.finish()
     elapsed = time.monotonic() - started
-    return report_end(name, tally, retries=client.retries, elapsed=elapsed, stopped=stopped, out=args.out)
+    return report_end(
+        name, tally, retries=client.retries, elapsed=elapsed, stopped=stopped, out=args.out, quota=quota
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._auth import TokenSettings
 from .._client import PartnerClient
-from .._environ import CREDENTIALS, ENDPOINTS
+from .._environ import CREDENTIALS, ENDPOINTS, parse_daily_quota
 from .._errors import ValidationError
 from .._models import PlanType, WebhookTopic
 from ..sources import FORMATS
@@ -25,6 +25,7 @@ __all__ = [
     "UsageError",
     "bulk_options",
     "connection_options",
+    "daily_quota",
     "make_client",
     "plan_type_name",
     "positive_int",
@@ -73,6 +74,14 @@ def rate_limit(text: str) -> float | None:
     return value or None
 
 
+def daily_quota(text: str) -> int | None:
+    """An argparse type: requests a day, ``0`` when not known (``None``)."""
+    try:
+        return parse_daily_quota(text, variable="--daily-quota")
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of requests a day, got {text!r}") from None
+
+
 def topic(text: str) -> int:
     """An argparse type: a webhook topic by number (1-4) or name (``billing-tier-upgrade``)."""
     try:
@@ -118,6 +127,14 @@ def connection_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         metavar="N",
         help="requests per second sent by this command (default: $CTCT_RATE_LIMIT, else 4; 0: no limit)",
+    )
+    group.add_argument(
+        "--daily-quota",
+        type=daily_quota,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="the API key's requests a day, counted before a job starts and stopped at when spent "
+        "(default: $CTCT_DAILY_QUOTA, else 10000; 250000 if Constant Contact raised it; 0: not known)",
     )
     group.add_argument(
         "--redis-url",
@@ -204,7 +221,7 @@ def client_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
     for name, (_, var, default) in ENDPOINTS.items():
         settings[name] = getattr(args, name) or environ.get(var) or default
     # when not given, the client reads CTCT_* itself
-    for name in ("authorization_prefix", "rate_limit", "redis_url", "redis_prefix"):
+    for name in ("authorization_prefix", "rate_limit", "daily_quota", "redis_url", "redis_prefix"):
         if hasattr(args, name):
             settings[name] = getattr(args, name)
     settings["environ"] = environ

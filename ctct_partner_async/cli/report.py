@@ -1,5 +1,8 @@
 """What a bulk command reports: a result per row (``--out``), a tally, and the summary table.
 
+Before a job starts, :func:`quota_warning` says when its estimate (:class:`Estimate`) exceeds what the
+API key has left today, and the summary ends with the day's count as the SDK knows it.
+
 A result is ``index, key, state, encoded_account_id, error``: never a password, a token or an API key
 (the SDK's error messages carry none, and nothing else from the row is written). What goes to the
 terminal (the table, the summary, the problem lines) passes through :func:`printable`: a row key or a
@@ -21,17 +24,24 @@ from types import TracebackType
 
 import attrs
 
+from .._budget import QuotaStatus
 from .._bulk import Outcome, OutcomeState
 from ._text import json_line, printable
 
 __all__ = [
+    "Estimate",
     "ResultsFile",
     "RowResult",
     "Tally",
+    "dry_quota_warning",
     "format_check_summary",
+    "format_dry_estimate",
     "format_problems",
     "format_summary",
     "format_table",
+    "format_until",
+    "quota_stop_notice",
+    "quota_warning",
     "result_record",
 ]
 
@@ -199,11 +209,27 @@ def _summary(header: str, rows: list[tuple[str, object]]) -> str:
     return "\n".join([header, *("  " + line for line in format_table(("state", "rows"), rows, numeric=1))])
 
 
-def format_summary(label: str, tally: Tally, *, retries: int, elapsed: float) -> str:
-    """The end-of-run table: rows per state (in the order of ``OutcomeState``), retries, time, rate."""
+def quota_rows(quota: QuotaStatus) -> list[tuple[str, object]]:
+    """The summary's last rows: requests counted today (by every process on the key when shared) and
+    what is left of the daily quota, if it is known."""
+    label = "quota used today" + (" (shared)" if quota.shared else "")
+    rows: list[tuple[str, object]] = [(label, f"{quota.used:,}")]
+    remaining = quota.remaining
+    if remaining is not None:
+        rows.append(("quota left today", f"{remaining:,}" + (" (stopped)" if quota.stopped else "")))
+    return rows
+
+
+def format_summary(
+    label: str, tally: Tally, *, retries: int, elapsed: float, quota: QuotaStatus | None = None
+) -> str:
+    """The end-of-run table: rows per state (in the order of ``OutcomeState``), retries, time, rate, and
+    the day's quota as counted after the job (``quota``, if given)."""
     per_second = tally.rows / elapsed if elapsed > 0 else 0.0
     rows = state_rows(tally)
     rows += [("retries", retries), ("elapsed", f"{elapsed:.1f} s"), ("rows/s", f"{per_second:.1f}")]
+    if quota is not None:
+        rows += quota_rows(quota)
     done = "all succeeded" if tally.ok else f"{tally.problem_count} not done"
     return _summary(f"{printable(label)}: {tally.rows} rows, {done}", rows)
 
@@ -225,3 +251,76 @@ def format_problems(tally: Tally, out: Path | None) -> str:
     if hidden > 0:
         lines.append(f"... and {hidden} more ({where})")
     return "\n".join(lines)
+
+
+@attrs.frozen
+class Estimate:
+    """What a job is expected to send before it starts: ``rows`` to send, ``per_row`` requests each."""
+
+    rows: int
+    per_row: int
+
+    @property
+    def requests(self) -> int:
+        return self.rows * self.per_row
+
+    def __str__(self) -> str:
+        each = "request" if self.per_row == 1 else "requests"
+        return f"about {self.requests:,} requests ({self.rows:,} rows x {self.per_row} {each})"
+
+
+def format_until(seconds: float) -> str:
+    """A wait to the minute, rounded down: ``5h12m``, ``12m``, ``0m``."""
+    hours, minutes = divmod(max(0, int(seconds // 60)), 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _resets(quota: QuotaStatus, now: float) -> str:
+    return f"{quota.reset_at:%H:%M} UTC, in {format_until(quota.reset_at.timestamp() - now)}"
+
+
+def quota_warning(label: str, estimate: Estimate, quota: QuotaStatus, *, now: float) -> str | None:
+    """The warning line when ``estimate`` exceeds what ``quota`` has left today (``now``: epoch seconds);
+    ``None`` when it fits or the daily quota is not known."""
+    remaining = quota.remaining
+    if remaining is None or quota.limit is None or estimate.requests <= remaining:
+        return None
+    resets = f"resets {_resets(quota, now)}"
+    if quota.shared:
+        used = f"{quota.used:,} of {quota.limit:,} used, by the count shared in Redis"
+        left = f"about {remaining:,} left today ({used}; {resets})"
+    else:
+        spent = f", less {quota.used:,} sent by this process" if quota.used else ""
+        others = "what other processes sent today is counted only with --redis-url"
+        quota_text = f"the daily quota of {quota.limit:,}{spent}"
+        left = f"at most {remaining:,} left today ({quota_text}; {others}; {resets})"
+    return printable(
+        f"{label}: warning: this job needs {estimate}; the API key has {left}: rows beyond that will stop "
+        "with quota_exceeded"
+    )
+
+
+def quota_stop_notice(label: str, quota: QuotaStatus, *, now: float) -> str:
+    """The line when the key's quota is stopped before the job starts: its rows fail, none is sent."""
+    return printable(
+        f"{label}: the API key's daily quota is spent: a quota_exceeded answer stopped every process on "
+        f"the key until {_resets(quota, now)}; no request will be sent"
+    )
+
+
+def format_dry_estimate(label: str, estimate: Estimate, limit: int | None) -> str:
+    """The ``--dry-run`` estimate: the valid rows times the requests per row, and the configured quota."""
+    quota = "not set" if limit is None else f"{limit:,} (today's use is not read in a dry run)"
+    return printable(
+        f"{label} --dry-run: the job would need {estimate}; the API key's daily quota is {quota}"
+    )
+
+
+def dry_quota_warning(label: str, estimate: Estimate, limit: int | None) -> str | None:
+    """The ``--dry-run`` warning when the estimate alone exceeds the daily quota ``limit``."""
+    if limit is None or estimate.requests <= limit:
+        return None
+    return printable(
+        f"{label} --dry-run: warning: the job would need {estimate}, more than the API key's daily quota of "
+        f"{limit:,}: rows beyond that would stop with quota_exceeded"
+    )
