@@ -9,7 +9,15 @@ public submodules are ``testing`` (``MockTransport`` and the pytest fixture), ``
 ``ctct-partner`` command).
 """
 
-from ._auth import MemoryTokenCache, TokenCache, TokenManager, TokenProvider, TokenRefresh, TokenSettings
+from ._auth import (
+    MemoryTokenCache,
+    SharedTokenCache,
+    TokenCache,
+    TokenManager,
+    TokenProvider,
+    TokenRefresh,
+    TokenSettings,
+)
 from ._budget import QuotaStatus
 from ._bulk import Outcome, OutcomeState
 from ._client import DEFAULT_BASE_URL, DEFAULT_LEGACY_URL, LegacyBillingClient, PartnerClient
@@ -131,6 +139,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailableError",
+    "SharedTokenCache",
     "SsoUser",
     "ThrottledError",
     "Tier",

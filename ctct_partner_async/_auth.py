@@ -28,6 +28,11 @@ callers in the next ``min_interval`` get it without a request.
 A valid token is never thrown away: callers wait only in the mandatory window (or with no token at all);
 before it they keep the held token whatever the renewal does. ``invalidate`` is compare-and-clear, so a
 thousand 401s on one revoked token cause one renewal.
+
+With a :class:`SharedTokenCache` (``RedisTokenCache``), all of this holds across processes: the
+renewer takes the cache's lock, reads the cache once more, asks, writes and releases; the others watch
+the cache instead of the endpoint; a refused token is discarded from the cache only if it is still the
+one there. When the cache does not answer, each manager renews on its own (logged once) until it does.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ from ._tokens import (
 
 __all__ = [
     "MemoryTokenCache",
+    "SharedTokenCache",
     "TokenCache",
     "TokenManager",
     "TokenProvider",
@@ -102,6 +108,11 @@ class TokenSettings:
     0 when a single process uses the client id). After a failed request the next one waits a full-jitter
     backoff over a ceiling from ``backoff_initial`` seconds, doubling up to ``backoff_max`` (or the
     server's Retry-After, if longer).
+
+    With a :class:`SharedTokenCache` (Redis), one renewal runs at a time for every process on the client
+    id: the renewer holds a lock of ``lock_ttl`` seconds (longer than a token request should take; a
+    killed holder delays the others at most that long), and the others check the cache every
+    ``poll_interval`` seconds until the new token is there or the lock is free.
     """
 
     advisory_window: float = attrs.field(default=300.0, validator=_not_negative)
@@ -110,6 +121,8 @@ class TokenSettings:
     backoff_initial: float = attrs.field(default=1.0, validator=_not_negative)
     backoff_max: float = attrs.field(default=20.0, validator=_not_negative)
     first_request_jitter: float = attrs.field(default=0.5, validator=_not_negative)
+    lock_ttl: float = attrs.field(default=10.0, validator=_not_negative)
+    poll_interval: float = attrs.field(default=0.05, validator=_not_negative)
     scope: str | None = DEFAULT_SCOPE
 
     def __attrs_post_init__(self) -> None:
@@ -210,6 +223,31 @@ class TokenCache(Protocol):
     async def set(self, key: str, token: CachedToken) -> None: ...
 
 
+@runtime_checkable
+class SharedTokenCache(TokenCache, Protocol):
+    """A ``TokenCache`` several processes share, that also runs one renewal at a time for all of them.
+
+    ``lock`` takes the renewal lock of ``key`` for ``ttl`` seconds and returns an owner id, or ``None``
+    when another holder has it; ``unlock`` releases it only for that owner (or keeps it ``keep`` seconds
+    longer: a backoff); ``discard`` forgets the entry only if it still holds ``value`` (a token the API
+    refused). :class:`~ctct_partner_async.shared.RedisTokenCache` is one.
+    """
+
+    async def lock(self, key: str, ttl: float) -> str | None: ...
+
+    async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None: ...
+
+    async def discard(self, key: str, value: str) -> None: ...
+
+
+CACHE_RETRY = 5.0
+"""Seconds a manager leaves a cache that failed alone (renewing on its own) before trying it again."""
+LOCKED = "locked elsewhere"
+"""``_lock``'s answer when another process renews."""
+UNLOCKED = ""
+"""``_lock``'s answer when the cache keeps no lock (or did not answer): renew without one."""
+
+
 class MemoryTokenCache:
     """The default ``TokenCache``: a dict in this process; entries past their expiry are dropped."""
 
@@ -293,6 +331,9 @@ class TokenManager:
         self._clock = clock
         self._on_refresh = on_token_refresh or log_token_refresh
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
+        self._shared = cache if isinstance(cache, SharedTokenCache) else None
+        self._cache_answers = True  # the cache's failures are logged once, and its recovery
+        self._cache_down_until = -math.inf  # after a failure the cache is left alone for CACHE_RETRY
         self._policy = retry_policy or RetryPolicy()
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._request = build_token_request(token_url, self._settings.scope)
@@ -303,6 +344,7 @@ class TokenManager:
         self._waiters: list[_Waiter] = []
         self._failure: _Failure | None = None
         self._refused: str | None = None
+        self._discard: str | None = None  # the refused token, until it is discarded from a shared cache
         self._cleared_reason = INITIAL
         self._last_request_at = -math.inf
         self._requests = 0
@@ -345,7 +387,7 @@ class TokenManager:
         if current is not None and current.value == token:
             self._token = None
             self._fresh_until = -math.inf
-            self._refused = token
+            self._refused = self._discard = token
             self._cleared_reason = UNAUTHORIZED
 
     async def aclose(self) -> None:
@@ -451,43 +493,74 @@ class TokenManager:
         first = self._first_request_at()
         asked = False
         while True:
-            cached = await self._from_cache()
-            if cached is not None:
-                logger.debug("partner token taken from the cache (%s)", reason)
-                self._hold(cached)
-                self._settle(cached.value)
+            if self._take_cached(reason, await self._from_cache()):
                 return
             await self._pace(first)
             if asked and not self._live_waiters():
                 return  # everyone it asked again for has given up meanwhile
-            asked = True
-            started = self._clock.monotonic()
-            attempt = self._failures + 1
-            try:
-                token = await self._counted_request()
-            except errors.AuthenticationError as exc:
-                decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
-                transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
+            owner = await self._lock()
+            if owner == LOCKED:  # another process renews: watch for its token
                 held = self._token
-                if held is not None and self._usable(held, self._clock.monotonic()):
-                    # a valid token is never thrown away: keep it; renewal goes on after the backoff
-                    self._failed(reason, exc, started, attempt, decision, transient=transient, retrying=True)
-                    self._settle(held.value)
+                if not self._live_waiters() and (
+                    held is None or not self._usable(held, self._clock.monotonic())
+                ):
                     return
-                waiting = transient and bool(self._live_waiters())
-                failure = self._failed(
-                    reason, exc, started, attempt, decision, transient=transient, retrying=waiting
-                )
-                if not waiting:
-                    self._settle(failure)
-                    return
+                await self._clock.sleep(self._settings.poll_interval)
                 continue
-            self._succeeded(reason, token, started, attempt)
-            await self._to_cache(token)
-            if self._token is token or not self._live_waiters():
-                self._settle(token.value)
+            keep = 0.0
+            try:
+                if owner != UNLOCKED and self._take_cached(reason, await self._from_cache()):
+                    return  # it came while the lock was being taken
+                asked = True
+                done, keep = await self._ask(reason)
+            finally:
+                await self._unlock(owner, keep)
+            if done:
                 return
-            # the API refused it while it was being cached: ask again for those who wait
+
+    def _take_cached(self, reason: str, cached: Token | None) -> bool:
+        """Hold and hand out ``cached`` (another holder's token), if there is one."""
+        if cached is None:
+            return False
+        logger.debug("partner token taken from the cache (%s)", reason)
+        self._hold(cached)
+        self._settle(cached.value)
+        return True
+
+    async def _ask(self, reason: str) -> tuple[bool, float]:
+        """One token request and what follows it: whether the renewal is done, and how long (after a
+        transient failure: the backoff) nobody else on the client id should ask."""
+        started = self._clock.monotonic()
+        attempt = self._failures + 1
+        try:
+            token = await self._counted_request()
+        except errors.AuthenticationError as exc:
+            decision = decide(exc.__cause__, self._request, self._policy) if exc.__cause__ else NO_TOKEN
+            transient = decision.retry and not isinstance(exc, errors.CredentialsRefusedError)
+            held = self._token
+            if held is not None and self._usable(held, self._clock.monotonic()):
+                # a valid token is never thrown away: keep it; renewal goes on after the backoff
+                self._failed(reason, exc, started, attempt, decision, transient=transient, retrying=True)
+                self._settle(held.value)
+                return True, self._backoff(transient)
+            waiting = transient and bool(self._live_waiters())
+            failure = self._failed(
+                reason, exc, started, attempt, decision, transient=transient, retrying=waiting
+            )
+            if not waiting:
+                self._settle(failure)
+                return True, self._backoff(transient)
+            return False, self._backoff(transient)
+        self._succeeded(reason, token, started, attempt)
+        await self._to_cache(token)
+        if self._token is token or not self._live_waiters():
+            self._settle(token.value)
+            return True, 0.0
+        return False, 0.0  # the API refused it while it was being cached: ask again for those who wait
+
+    def _backoff(self, transient: bool) -> float:
+        """After a failed request: the seconds before the next may go (0 after a final failure)."""
+        return max(0.0, self._retry_at - self._clock.monotonic()) if transient else 0.0
 
     def _first_request_at(self) -> float:
         """The random moment within ``first_request_jitter`` the client's very first request waits for
@@ -603,13 +676,38 @@ class TokenManager:
             logger.warning("on_token_refresh hook raised %s; ignored", type(exc).__name__)
 
     # -- the cache seam -----------------------------------------------------------------------------------
+    def _cache_failed(self, exc: Exception) -> None:
+        """A cache call failed: the manager goes on alone (its own requests) and tries the cache again
+        after ``CACHE_RETRY``; said once per outage."""
+        self._cache_down_until = self._clock.monotonic() + CACHE_RETRY
+        if self._cache_answers:
+            self._cache_answers = False
+            logger.warning(
+                "token cache did not answer (%s); renewing without it until it does", type(exc).__name__
+            )
+
+    def _cache_resting(self) -> bool:
+        return self._clock.monotonic() < self._cache_down_until
+
+    def _cache_answered(self) -> None:
+        if not self._cache_answers:
+            self._cache_answers = True
+            logger.info("token cache answers again")
+
     async def _from_cache(self) -> Token | None:
-        """A fresh token another holder put in the cache, if there is one (never the refused one)."""
+        """A fresh token another holder put in the cache, if there is one (never the refused one). A
+        refused token still there is removed first, unless another holder has replaced it."""
+        if self._cache_resting():
+            return None
         try:
+            if self._shared is not None and self._discard is not None:
+                await self._shared.discard(self._cache_key, self._discard)
+                self._discard = None
             cached = await self._cache.get(self._cache_key)
         except Exception as exc:  # a broken shared cache must not stop authentication
-            logger.warning("token cache read failed (%s); asking the token endpoint", type(exc).__name__)
+            self._cache_failed(exc)
             return None
+        self._cache_answered()
         held = self._token.value if self._token is not None else None
         if cached is None or cached.value in (held, self._refused):
             return None
@@ -620,8 +718,33 @@ class TokenManager:
         return token if phase == FRESH else None
 
     async def _to_cache(self, token: Token) -> None:
+        if self._cache_resting():
+            return
         cached = to_cached(token, now_mono=self._clock.monotonic(), now_wall=self._clock.time())
         try:
             await self._cache.set(self._cache_key, cached)
         except Exception as exc:  # the token is held already; the cache is a convenience
-            logger.warning("token cache write failed (%s)", type(exc).__name__)
+            self._cache_failed(exc)
+        else:
+            self._cache_answered()
+
+    async def _lock(self) -> str:
+        """Take the shared renewal lock: the owner id, ``LOCKED`` if another process holds it, or
+        ``UNLOCKED`` without a shared cache (or when it does not answer: renew alone rather than fail)."""
+        if self._shared is None or self._cache_resting():
+            return UNLOCKED
+        try:
+            owner = await self._shared.lock(self._cache_key, self._settings.lock_ttl)
+        except Exception as exc:
+            self._cache_failed(exc)
+            return UNLOCKED
+        self._cache_answered()
+        return LOCKED if owner is None else owner
+
+    async def _unlock(self, owner: str, keep: float) -> None:
+        if self._shared is None or owner in (UNLOCKED, LOCKED) or self._cache_resting():
+            return  # a lock not released expires by itself after lock_ttl
+        try:
+            await self._shared.unlock(self._cache_key, owner, keep=keep)
+        except Exception as exc:  # it expires by itself after lock_ttl
+            self._cache_failed(exc)

@@ -5,12 +5,21 @@
 ...     ...
 >>> await cache.aclose()
 
-``RedisTokenCache`` is a ``TokenCache``: a process asking for a token first reads the one another process
-put there, so workers on one client id share one token instead of asking for one each. Each entry lives
-under ``{prefix}:token:{sha256 of the cache key}`` (the key names the client id, which never reaches
-Redis in the clear) as JSON ``{"value": ..., "expires_at": ...}`` with a Redis expiry at the token's.
-The token itself is kept only in Redis and in memory, never logged. redis-py is imported only when
-this module needs it, so the package works without the extra.
+``RedisTokenCache`` is a ``SharedTokenCache``: a process asking for a token first reads the one another
+process put there, so workers on one client id share one token instead of asking for one each. Each
+entry lives under ``{prefix}:token:{sha256 of the cache key}`` (the key names the client id, which never
+reaches Redis in the clear) as JSON ``{"value": ..., "expires_at": ...}`` with a Redis expiry at the
+token's. The token itself is kept only in Redis and in memory, never logged.
+
+One renewal runs at a time for all processes: the renewer takes ``{prefix}:token-lock:{sha256}`` with
+``SET NX PX`` (a random owner id, a short expiry so a killed holder never blocks the others for long),
+checks the cache again, asks the endpoint, writes the token and releases the lock with a
+compare-and-delete script (after a transient failure it keeps the lock for its backoff instead, so the
+others don't ask the failing endpoint in turn). The others watch the token key until the new token is
+there or the lock is free. A 401 removes the cached token only if it is still the refused one
+(compare-and-clear), so one revoked token costs one renewal however many processes it reached.
+
+redis-py is imported only when this module needs it, so the package works without the extra.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import secrets
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._clock import SYSTEM_CLOCK, Clock
@@ -48,6 +58,29 @@ def token_key(prefix: str, key: str) -> str:
     return f"{prefix}:token:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
+def lock_key(prefix: str, key: str) -> str:
+    """The Redis key of the renewal lock for cache key ``key``."""
+    return f"{prefix}:token-lock:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+# KEYS[1] the lock, ARGV[1] the owner, ARGV[2] milliseconds to keep it (0: delete it)
+RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local keep = tonumber(ARGV[2])
+if keep > 0 then return redis.call('PEXPIRE', KEYS[1], keep) end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS[1] the token entry, ARGV[1] the refused token: delete the entry only if it still holds that token
+DISCARD = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, entry = pcall(cjson.decode, raw)
+if ok and type(entry) == 'table' and entry['value'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def encode_token(token: CachedToken) -> str:
     return json.dumps({"value": token.value, "expires_at": token.expires_at})
 
@@ -68,6 +101,10 @@ def decode_token(raw: bytes | str) -> CachedToken | None:
     return CachedToken(value, float(expires_at))
 
 
+def _milliseconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
 def _is_finite_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -85,6 +122,8 @@ class RedisTokenCache:
         self._prefix = prefix
         self._clock = clock
         self._owned = False
+        self._release = redis.register_script(RELEASE)
+        self._discard = redis.register_script(DISCARD)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "ctct", clock: Clock = SYSTEM_CLOCK) -> RedisTokenCache:
@@ -108,6 +147,23 @@ class RedisTokenCache:
         if remaining_ms <= 0:
             return  # expired already: nothing worth sharing
         await self._redis.set(token_key(self._prefix, key), encode_token(token), px=remaining_ms)
+
+    async def lock(self, key: str, ttl: float) -> str | None:
+        """Take the renewal lock of ``key`` for ``ttl`` seconds: the owner id to release it with, or
+        ``None`` if another holder has it."""
+        owner = secrets.token_hex(16)
+        taken = await self._redis.set(lock_key(self._prefix, key), owner, nx=True, px=_milliseconds(ttl))
+        return owner if taken else None
+
+    async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None:
+        """Release the lock if ``owner`` still holds it; with ``keep`` (seconds), hold it that much longer
+        instead (a backoff nobody else should spend asking the endpoint)."""
+        ms = _milliseconds(keep) if keep > 0 else 0
+        await self._release(keys=[lock_key(self._prefix, key)], args=[owner, ms])
+
+    async def discard(self, key: str, value: str) -> None:
+        """Forget the entry of ``key`` only if it still holds the token ``value`` (refused by the API)."""
+        await self._discard(keys=[token_key(self._prefix, key)], args=[value])
 
     async def aclose(self) -> None:
         """Close the Redis client if this cache created it (:meth:`from_url`); else leave it to its owner."""

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+import attrs
 import pytest
 
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._auth import (
+    CACHE_RETRY,
     MemoryTokenCache,
     TokenManager,
     TokenRefresh,
@@ -450,23 +452,178 @@ async def test_memory_cache_is_shared_between_managers(
 
 
 async def test_broken_cache_does_not_stop_authentication(
-    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, caplog: pytest.LogCaptureFixture
+    make_manager: Callable[..., TokenManager],
+    endpoint: FakeEndpoint,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A cache that raises is logged and bypassed."""
+    """A cache that raises is bypassed: one WARNING for the outage, however many calls fail on it, and one
+    INFO when it answers again."""
 
     class BrokenCache:
+        down = True
+        calls = 0
+
         async def get(self, key: str) -> CachedToken | None:
-            raise ConnectionError("cache down")
+            self.calls += 1
+            if self.down:
+                raise ConnectionError("cache down")
+            return None
 
         async def set(self, key: str, token: CachedToken) -> None:
-            raise ConnectionError("cache down")
+            self.calls += 1
+            if self.down:
+                raise ConnectionError("cache down")
 
-    manager = make_manager(cache=BrokenCache())
+    cache = BrokenCache()
+    manager = make_manager(cache=cache)
+    caplog.set_level(logging.INFO, logger="ctct_partner_async.auth")
     assert await manager.get_token() == endpoint.issued[0]
-    assert [r.levelname for r in caplog.records if r.name == "ctct_partner_async.auth"] == [
-        "WARNING",
-        "WARNING",
+    clock.advance(1)  # min_interval
+    manager.invalidate(endpoint.issued[-1])
+    assert await manager.get_token() == endpoint.issued[-1]
+    assert cache.calls == 1  # left alone for CACHE_RETRY after it failed
+    cache.down = False
+    clock.advance(CACHE_RETRY)
+    manager.invalidate(endpoint.issued[-1])
+    assert await manager.get_token() == endpoint.issued[-1]
+    assert len(endpoint.issued) == 3 and cache.calls == 3
+    records = [r for r in caplog.records if r.name == "ctct_partner_async.auth" and "cache" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("WARNING", "token cache did not answer (ConnectionError); renewing without it until it does"),
+        ("INFO", "token cache answers again"),
     ]
+
+
+class LockingCache:
+    """A ``SharedTokenCache`` in memory, on the fake clock: what several processes share through Redis,
+    for managers in one test. Records every lock, release and discard."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.entry: CachedToken | None = None
+        self.holder: tuple[str, float] | None = None  # owner, expiry (monotonic)
+        self.locks: list[str | None] = []
+        self.releases: list[tuple[str, float]] = []
+        self.discards: list[str] = []
+
+    async def get(self, key: str) -> CachedToken | None:
+        return self.entry
+
+    async def set(self, key: str, token: CachedToken) -> None:
+        self.entry = token
+
+    def held_by(self) -> str | None:
+        if self.holder is not None and self.holder[1] <= self.clock.monotonic():
+            self.holder = None
+        return None if self.holder is None else self.holder[0]
+
+    async def lock(self, key: str, ttl: float) -> str | None:
+        owner = None if self.held_by() is not None else f"owner-{len(self.locks)}"
+        if owner is not None:
+            self.holder = (owner, self.clock.monotonic() + ttl)
+        self.locks.append(owner)
+        return owner
+
+    async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None:
+        self.releases.append((owner, keep))
+        if self.held_by() == owner:
+            self.holder = (owner, self.clock.monotonic() + keep) if keep > 0 else None
+
+    async def discard(self, key: str, value: str) -> None:
+        self.discards.append(value)
+        if self.entry is not None and self.entry.value == value:
+            self.entry = None
+
+
+SHARED = attrs.evolve(SETTINGS, min_interval=0, poll_interval=0.5, lock_ttl=10)
+
+
+async def test_a_shared_cache_runs_one_renewal_for_every_manager(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """Two managers (two processes) on one shared cache: the first takes the lock and asks; the second,
+    finding the lock taken, watches the cache every poll_interval and takes the first's token without a
+    request of its own; the lock is released once the token is written."""
+    cache = LockingCache(clock)
+    one, two = make_manager(cache=cache, settings=SHARED), make_manager(cache=cache, settings=SHARED)
+    endpoint.gate = asyncio.Event()
+    first = asyncio.create_task(one.get_token())
+    await spin()
+    second = asyncio.create_task(two.get_token())
+    for _ in range(4):  # the request hangs for 2 s: the second manager only polls
+        await spin()
+        clock.advance(0.5)
+    assert len(endpoint.sent) == 1
+    assert cache.locks[0] == "owner-0" and len(cache.locks) >= 5 and set(cache.locks[1:]) == {None}
+    endpoint.gate.set()
+    await spin()
+    clock.advance(0.5)
+    await spin()
+    assert await first == await second == endpoint.issued[0]
+    assert len(endpoint.sent) == 1
+    assert cache.releases == [("owner-0", 0.0)] and cache.held_by() is None
+
+
+async def test_a_killed_lock_holder_delays_the_others_at_most_lock_ttl(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A lock whose holder died (never released): the waiting manager asks once it expires."""
+    cache = LockingCache(clock)
+    cache.holder = ("dead-process", clock.monotonic() + 10)
+    manager = make_manager(cache=cache, settings=SHARED)
+    waiting = asyncio.create_task(manager.get_token())
+    for _ in range(19):
+        await spin()
+        clock.advance(0.5)
+    assert endpoint.sent == [] and not waiting.done()
+    clock.advance(0.5)
+    await spin(10)
+    assert await waiting == endpoint.issued[0]
+
+
+async def test_after_a_transient_failure_the_lock_is_kept_for_the_backoff(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A 503 from the endpoint: the renewer keeps the lock for its backoff (no other process asks the
+    failing endpoint meanwhile), asks again after it, and then releases it."""
+    cache = LockingCache(clock)
+    endpoint.script.append(503)
+    manager = make_manager(cache=cache, settings=SHARED, rng=random.Random(7))
+    other = make_manager(cache=cache, settings=SHARED)
+    waiting = asyncio.create_task(manager.get_token())
+    await spin()
+    ((owner, keep),) = cache.releases
+    assert owner == "owner-0" and keep > 0 and cache.held_by() == "owner-0"
+    assert await cache.lock("k", 1) is None  # another process can't take it during the backoff
+    watching = asyncio.create_task(other.get_token())
+    while not waiting.done():
+        clock.advance(0.05)
+        await spin()
+    assert endpoint.sent == [endpoint.sent[0], pytest.approx(endpoint.sent[0] + keep, abs=0.06)]
+    assert await waiting == endpoint.issued[0]
+    clock.advance(0.5)
+    await spin()
+    assert await watching == endpoint.issued[0] and len(endpoint.sent) == 2
+    assert cache.releases[-1][1] == 0.0 and cache.held_by() is None
+
+
+async def test_a_401_discards_the_refused_token_from_a_shared_cache(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """invalidate() asks the shared cache to forget the refused token (compare-and-clear, once), so no
+    other process reads it again; a token another process has put there meanwhile is taken as is."""
+    cache = LockingCache(clock)
+    manager = make_manager(cache=cache, settings=SHARED)
+    refused = await manager.get_token()
+    manager.invalidate(refused)
+    renewed = await manager.get_token()
+    assert renewed == endpoint.issued[1] != refused and cache.discards == [refused]
+    replaced = CachedToken(make_jwt(exp=clock.time() + TTL, iat=clock.time(), jti=99), clock.time() + TTL)
+    cache.entry = replaced
+    manager.invalidate(renewed)
+    assert await manager.get_token() == replaced.value
+    assert cache.discards == [refused, renewed] and len(endpoint.sent) == 2
 
 
 async def test_hook_receives_detail_objects(
