@@ -1,4 +1,4 @@
-"""Project tasks: ``nox`` runs lint, typing, architecture and tests; ``nox -s bench`` the benchmarks.
+"""Project tasks: ``nox`` runs lint, typing, architecture, tests and recipes; ``nox -s bench`` the benchmarks.
 
 The tests run on every Python >= 3.11 installed here (``tests-3.11``, ``tests-3.12``, ...: ``nox -s tests``
 runs them all); lint, typing, architecture and the benchmarks run once, on the oldest of them. A Python
@@ -16,7 +16,7 @@ import sys
 
 import nox
 
-nox.options.sessions = ["lint", "typing", "architecture", "tests"]
+nox.options.sessions = ["lint", "typing", "architecture", "tests", "recipes"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True  # a CI run with every session skipped must fail
 
@@ -92,12 +92,23 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, in development mode so unclosed resources fail loudly, on each Python."""
     _require_python(session)
     session.install(*TEST_DEPS)
-    session.run("pytest", *session.posargs, env={"PYTHONDEVMODE": "1"})
+    session.run("pytest", "-m", "not recipe", *session.posargs, env={"PYTHONDEVMODE": "1"})
+
+
+@nox.session(python=ONE_PYTHON)
+def recipes(session: nox.Session) -> None:
+    """The README's recipes that need a dependency of their own: arq, which pins redis-py below 6 (so
+    this also runs the SDK's Redis code on redis-py 5)."""
+    _require_python(session)
+    session.install(*TEST_DEPS, "arq>=0.26")
+    session.run(
+        "pytest", "-m", "recipe", "tests/test_readme.py", *session.posargs, env={"PYTHONDEVMODE": "1"}
+    )
 
 
 @nox.session(python=ONE_PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmarks: ``nox -s bench`` (full) or ``nox -s bench -- --quick``."""
     _require_python(session)
-    session.install(".[cli]", "httpx>=0.27")
+    session.install(".[cli,redis]", "httpx>=0.27")
     session.run("python", "-m", "benchmarks", *session.posargs)

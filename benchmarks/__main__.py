@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover
+from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover, shared
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -35,6 +35,15 @@ GOALS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("rollover_token_requests", "== 1", lambda v: v == 1),
     ("rss_mb_100k", "< 150", lambda v: v < 150),
     ("rss_growth_ratio", "<= 1.25 (flat)", lambda v: v <= 1.25),
+    *(
+        goal
+        for w in shared.WORKERS
+        for goal in (
+            (f"shared_w{w}_redis_wall_ratio", "<= 1.05", lambda v: v <= 1.05),
+            (f"shared_w{w}_redis_429_share", "<= 0.005", lambda v: v <= 0.005),
+            (f"shared_w{w}_redis_token_requests", "== 1", lambda v: v == 1),
+        )
+    ),
     ("sandbox_creates_per_s", ">= 2000", lambda v: v >= 2000),
     ("sandbox_cpu_ratio", "<= 1.5", lambda v: v <= 1.5),
 ]
@@ -56,6 +65,7 @@ def run_all(quick: bool, only: set[str]) -> dict[str, float]:
         "ratelimit": lambda: asyncio.run(ratelimit.run(quick=quick)),
         "rollover": lambda: asyncio.run(rollover.run(quick=quick)),
         "memory": lambda: asyncio.run(memory.run(quick=quick)),
+        "shared": lambda: asyncio.run(shared.run(quick=quick)),
         "sandbox": lambda: {
             (k if k.startswith(("sandbox_", "bare_")) else f"sandbox_{k}"): v
             for k, v in bench_sandbox.run(quick).items()
@@ -98,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only:
         RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(table(figures))
+    if "shared_rate" in figures:
+        print(f"\nshared, {figures['shared_creates']:.0f} creates at {figures['shared_rate']:g}/s:")
+        print(shared.table(figures))
     print(f"\n{'quick' if args.quick else 'full'} run, {document['seconds']:.0f}s; results in {RESULTS}")
     return 0
 

@@ -11,13 +11,16 @@ A block's kind is the HTML comment on the line before it, if any:
   does not run) and calls its routes, bad requests and API failures included;
 - ``<!-- readme-test: pytest -->``: a test of the user's own suite; it runs under pytest with only
   pytest-asyncio, in a project without configuration;
+- ``<!-- readme-test: redis -->``: a script run with ``CTCT_REDIS_URL`` naming a redis-server of its own;
 - ``<!-- readme-test: skip: reason -->``: not run, with the reason.
 
 A block with none of these runs as a script. No block is left out: the count of blocks is checked.
 
 Every ```bash block is marked too: ``<!-- readme-test: sh -->`` runs it with bash (``set -eu``) in such a
 directory (``plans.jsonl`` and ``cancel.csv`` name two accounts made first; the port 8911 of the README's
-examples is the sandbox's), or ``skip: reason``.
+examples is the sandbox's), ``sh arq`` the same with a redis-server of its own in ``CTCT_REDIS_URL`` and
+arq installed (marked ``recipe``: arq pins redis-py below 6, so ``nox -s recipes`` runs these in an
+environment of their own and the ``tests`` session leaves them out), or ``skip: reason``.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -39,6 +44,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ctct_partner_async import NewAccount, PartnerClient, RetryPolicy
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
+
+from . import redis_server
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"(?:<!-- readme-test: (?P<kind>[^>]*?) -->\n)?```python\n(?P<code>.*?)```", re.S)
@@ -60,6 +67,8 @@ def blocks(fence: re.Pattern[str] = BLOCK) -> list[Any]:
         slug = re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")[:40]
         kind = (match.group("kind") or "script").strip()
         marks = [pytest.mark.skip(reason=kind.partition(":")[2].strip())] if kind.startswith("skip") else []
+        if kind == "sh arq":
+            marks.append(pytest.mark.recipe)
         params.append(pytest.param(kind, match.group("code"), id=f"{n}-{slug}", marks=marks))
     return params
 
@@ -74,7 +83,7 @@ def test_every_block_is_collected_and_every_shell_block_marked() -> None:
     text = README.read_text()
     assert len(BLOCKS) == text.count("```python\n")
     assert len(SHELL_BLOCKS) == text.count("```bash\n")
-    assert all(p.values[0] == "sh" or p.values[0].startswith("skip:") for p in SHELL_BLOCKS)
+    assert all(p.values[0] in ("sh", "sh arq") or p.values[0].startswith("skip:") for p in SHELL_BLOCKS)
 
 
 @pytest.fixture
@@ -126,8 +135,9 @@ async def test_readme_block_runs_as_printed(
         assert status == 0, out + err
         assert "1 passed" in out
         return
-    assert kind == "script", f"unknown readme-test kind {kind!r}"
-    status, out, err = await run([sys.executable, "-c", code], tmp_path, env)
+    assert kind in ("script", "redis"), f"unknown readme-test kind {kind!r}"
+    async with redis_for(kind, tmp_path, env):
+        status, out, err = await run([sys.executable, "-c", code], tmp_path, env)
     assert status == 0, err
     assert "WARNING" not in err and "gave no token" not in err, err  # nothing alarming for a reader
     promised = PROMISE.findall(code)
@@ -135,6 +145,21 @@ async def test_readme_block_runs_as_printed(
     assert [line for line in printed if line in promised] == promised or printed[
         : len(promised)
     ] == promised, printed
+
+
+@contextlib.asynccontextmanager
+async def redis_for(kind: str, tmp_path: Path, env: dict[str, str]) -> AsyncIterator[None]:
+    """For a block that shares state in Redis: a redis-server of its own, named by ``CTCT_REDIS_URL``."""
+    if kind not in ("redis", "sh arq"):
+        yield
+        return
+    if shutil.which("redis-server") is None:
+        pytest.fail(redis_server.MISSING)
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    async with redis_server.running_redis(workdir) as url:
+        env["CTCT_REDIS_URL"] = url
+        yield
 
 
 @contextlib.contextmanager
@@ -218,12 +243,16 @@ async def test_readme_shell_block_runs_as_printed(
     kind: str, code: str, sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
     """The block's commands run, in order, against the sandbox, each with exit status 0."""
+    if kind == "sh arq" and importlib.util.find_spec("arq") is None:
+        pytest.skip("needs arq, which pins redis-py below 6: nox -s recipes runs it")
     (tmp_path / "accounts.csv").write_text(ACCOUNTS_CSV)
     await seed_plan_and_cancel_files(sandbox, tmp_path)
     env = environment(sandbox)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     port = str(sandbox.base_url.split(":")[-1].split("/")[0])
     script = "set -eu\n" + code.replace("8911", port)
-    status, out, err = await run(["bash", "-c", script], tmp_path, env)
+    async with redis_for(kind, tmp_path, env):
+        status, out, err = await run(["bash", "-c", script], tmp_path, env)
     assert status == 0, out + err
+    assert "s3cret-pass" not in out + err  # the rows' password: in no output, no log line
     assert "gave no token" not in err, err  # a throttled token request asked again is no warning
