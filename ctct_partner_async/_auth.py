@@ -42,8 +42,9 @@ import datetime as dt
 import logging
 import math
 import random
+import secrets
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, Protocol, runtime_checkable
+from typing import NoReturn, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -82,12 +83,20 @@ __all__ = [
     "log_token_refresh",
 ]
 
+_T = TypeVar("_T")
+
 logger = logging.getLogger("ctct_partner_async.auth")  # a stable name, not the private module's
 
 INITIAL = "initial"
 UNAUTHORIZED = "unauthorized"
 OK = "ok"
 ERROR = "error"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:  # NaN too
+        rule = "must be more than 0"
+        raise errors.ValidationError([errors.FieldError(f"token_settings.{attribute.name}", rule)])
 
 
 def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -110,9 +119,11 @@ class TokenSettings:
     server's Retry-After, if longer).
 
     With a :class:`SharedTokenCache` (Redis), one renewal runs at a time for every process on the client
-    id: the renewer holds a lock of ``lock_ttl`` seconds (longer than a token request should take; a
-    killed holder delays the others at most that long), and the others check the cache every
-    ``poll_interval`` seconds until the new token is there or the lock is free.
+    id: the renewer holds a lock of ``lock_ttl`` seconds (longer than a token request should take: one
+    that outlasts it lets the next process ask too; a killed holder delays the others at most that
+    long), and the others check the cache every ``poll_interval`` seconds until the new token is there
+    or the lock is free. After a failure the renewer keeps the lock for its backoff (at least
+    ``min_interval``), so the processes together ask a failing endpoint no faster than one of them.
     """
 
     advisory_window: float = attrs.field(default=300.0, validator=_not_negative)
@@ -121,8 +132,8 @@ class TokenSettings:
     backoff_initial: float = attrs.field(default=1.0, validator=_not_negative)
     backoff_max: float = attrs.field(default=20.0, validator=_not_negative)
     first_request_jitter: float = attrs.field(default=0.5, validator=_not_negative)
-    lock_ttl: float = attrs.field(default=10.0, validator=_not_negative)
-    poll_interval: float = attrs.field(default=0.05, validator=_not_negative)
+    lock_ttl: float = attrs.field(default=10.0, validator=_positive)
+    poll_interval: float = attrs.field(default=0.05, validator=_positive)
     scope: str | None = DEFAULT_SCOPE
 
     def __attrs_post_init__(self) -> None:
@@ -227,13 +238,14 @@ class TokenCache(Protocol):
 class SharedTokenCache(TokenCache, Protocol):
     """A ``TokenCache`` several processes share, that also runs one renewal at a time for all of them.
 
-    ``lock`` takes the renewal lock of ``key`` for ``ttl`` seconds and returns an owner id, or ``None``
-    when another holder has it; ``unlock`` releases it only for that owner (or keeps it ``keep`` seconds
-    longer: a backoff); ``discard`` forgets the entry only if it still holds ``value`` (a token the API
-    refused). :class:`~ctct_partner_async.shared.RedisTokenCache` is one.
+    ``lock`` takes the renewal lock of ``key`` for ``owner`` (or extends it if ``owner`` holds it already)
+    for ``ttl`` seconds, and says whether it did: ``False`` when another holder has it; ``unlock``
+    releases it only for that owner (or keeps it ``keep`` seconds longer: a backoff); ``discard`` forgets
+    the entry only if it still holds ``value`` (a token the API refused).
+    :class:`~ctct_partner_async.shared.RedisTokenCache` is one.
     """
 
-    async def lock(self, key: str, ttl: float) -> str | None: ...
+    async def lock(self, key: str, owner: str, ttl: float) -> bool: ...
 
     async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None: ...
 
@@ -242,10 +254,12 @@ class SharedTokenCache(TokenCache, Protocol):
 
 CACHE_RETRY = 5.0
 """Seconds a manager leaves a cache that failed alone (renewing on its own) before trying it again."""
+OWNED = "owned"
+"""``_lock``'s answer when this manager holds the shared lock: it renews, writes and releases."""
 LOCKED = "locked elsewhere"
-"""``_lock``'s answer when another process renews."""
-UNLOCKED = ""
-"""``_lock``'s answer when the cache keeps no lock (or did not answer): renew without one."""
+"""``_lock``'s answer when another process renews: watch the cache."""
+ALONE = "alone"
+"""``_lock``'s answer without a shared cache, or when it does not answer: renew without a lock."""
 
 
 class MemoryTokenCache:
@@ -332,6 +346,7 @@ class TokenManager:
         self._on_refresh = on_token_refresh or log_token_refresh
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
         self._shared = cache if isinstance(cache, SharedTokenCache) else None
+        self._owner = secrets.token_hex(16)  # this manager's id as the holder of the shared lock
         self._cache_answers = True  # the cache's failures are logged once, and its recovery
         self._cache_down_until = -math.inf  # after a failure the cache is left alone for CACHE_RETRY
         self._policy = retry_policy or RetryPolicy()
@@ -349,6 +364,7 @@ class TokenManager:
         self._last_request_at = -math.inf
         self._requests = 0
         self._in_flight = False
+        self._preparing = False  # reading the shared cache or taking its lock, before a request
         self._failures = 0  # failed requests in a row
         self._retry_at = -math.inf  # after a failure: no request before this (backoff or Retry-After)
         self._closed = False
@@ -440,6 +456,9 @@ class TokenManager:
             return
         if self._in_flight and self._requests == waiter.requests + 1:
             return  # the renewal settles it when this request ends: with the token, or (late) the failure
+        if self._preparing and self._requests == waiter.requests:
+            return  # the shared cache is being read for that first request: settled as above, or when
+            # the renewal next waits (for pacing, or for another process's token)
         waiter.future.set_result(self._late())
 
     def _start(self, reason: str) -> None:
@@ -493,30 +512,43 @@ class TokenManager:
         first = self._first_request_at()
         asked = False
         while True:
-            if self._take_cached(reason, await self._from_cache()):
+            if self._take_cached(reason, await self._look(self._from_cache())):
                 return
             await self._pace(first)
             if asked and not self._live_waiters():
                 return  # everyone it asked again for has given up meanwhile
-            owner = await self._lock()
-            if owner == LOCKED:  # another process renews: watch for its token
+            lock = await self._look(self._lock())
+            if lock == LOCKED:  # another process renews: watch for its token
                 held = self._token
                 if not self._live_waiters() and (
                     held is None or not self._usable(held, self._clock.monotonic())
                 ):
                     return
-                await self._clock.sleep(self._settings.poll_interval)
+                poll = self._settings.poll_interval
+                # callers whose deadline comes before the next look give up now
+                self._settle(self._late(), due=self._clock.monotonic() + poll)
+                await self._clock.sleep(poll)
                 continue
             keep = 0.0
             try:
-                if owner != UNLOCKED and self._take_cached(reason, await self._from_cache()):
+                if lock == OWNED and self._take_cached(reason, await self._look(self._from_cache())):
                     return  # it came while the lock was being taken
                 asked = True
-                done, keep = await self._ask(reason)
+                done, keep = await self._ask(reason, owned=lock == OWNED)
             finally:
-                await self._unlock(owner, keep)
+                if lock == OWNED:
+                    await self._unlock(keep)
             if done:
                 return
+
+    async def _look(self, step: Awaitable[_T]) -> _T:
+        """A step at the shared cache before a request (a read, the lock): a caller's deadline does not cut
+        it short, as it does not cut short the first request sent for it."""
+        self._preparing = True
+        try:
+            return await step
+        finally:
+            self._preparing = False
 
     def _take_cached(self, reason: str, cached: Token | None) -> bool:
         """Hold and hand out ``cached`` (another holder's token), if there is one."""
@@ -527,9 +559,10 @@ class TokenManager:
         self._settle(cached.value)
         return True
 
-    async def _ask(self, reason: str) -> tuple[bool, float]:
-        """One token request and what follows it: whether the renewal is done, and how long (after a
-        transient failure: the backoff) nobody else on the client id should ask."""
+    async def _ask(self, reason: str, *, owned: bool = False) -> tuple[bool, float]:
+        """One token request and what follows it: whether the renewal is done, and how long after a
+        failure nobody else on the client id should ask (its backoff, and at least ``min_interval``).
+        ``owned``: the shared lock is held, so the token is written to the cache even while it rests."""
         started = self._clock.monotonic()
         attempt = self._failures + 1
         try:
@@ -542,25 +575,26 @@ class TokenManager:
                 # a valid token is never thrown away: keep it; renewal goes on after the backoff
                 self._failed(reason, exc, started, attempt, decision, transient=transient, retrying=True)
                 self._settle(held.value)
-                return True, self._backoff(transient)
+                return True, self._backoff()
             waiting = transient and bool(self._live_waiters())
             failure = self._failed(
                 reason, exc, started, attempt, decision, transient=transient, retrying=waiting
             )
             if not waiting:
                 self._settle(failure)
-                return True, self._backoff(transient)
-            return False, self._backoff(transient)
+                return True, self._backoff()
+            return False, self._backoff()
         self._succeeded(reason, token, started, attempt)
-        await self._to_cache(token)
+        await self._to_cache(token, force=owned)
         if self._token is token or not self._live_waiters():
             self._settle(token.value)
             return True, 0.0
         return False, 0.0  # the API refused it while it was being cached: ask again for those who wait
 
-    def _backoff(self, transient: bool) -> float:
-        """After a failed request: the seconds before the next may go (0 after a final failure)."""
-        return max(0.0, self._retry_at - self._clock.monotonic()) if transient else 0.0
+    def _backoff(self) -> float:
+        """After a failed request: the seconds before the next may go (at least ``min_interval``, which
+        paces the endpoint after a final failure too)."""
+        return max(self._settings.min_interval, self._retry_at - self._clock.monotonic())
 
     def _first_request_at(self) -> float:
         """The random moment within ``first_request_jitter`` the client's very first request waits for
@@ -713,12 +747,12 @@ class TokenManager:
             return None
         now = self._clock.monotonic()
         token = from_cached(cached, now_mono=now, now_wall=self._clock.time())
-        settings = self._settings
-        phase = renewal_phase(token, now, settings.advisory_window, settings.mandatory_window)
-        return token if phase == FRESH else None
+        return token if self._usable(token, now) else None  # one due for renewal is still served
 
-    async def _to_cache(self, token: Token) -> None:
-        if self._cache_resting():
+    async def _to_cache(self, token: Token, *, force: bool = False) -> None:
+        """Share ``token``; skipped while the cache rests after a failure, unless ``force`` (the shared
+        lock is held: the others wait for this write)."""
+        if self._cache_resting() and not force:
             return
         cached = to_cached(token, now_mono=self._clock.monotonic(), now_wall=self._clock.time())
         try:
@@ -729,22 +763,23 @@ class TokenManager:
             self._cache_answered()
 
     async def _lock(self) -> str:
-        """Take the shared renewal lock: the owner id, ``LOCKED`` if another process holds it, or
-        ``UNLOCKED`` without a shared cache (or when it does not answer: renew alone rather than fail)."""
+        """Take the shared renewal lock: ``OWNED``, ``LOCKED`` if another process holds it, or ``ALONE``
+        without a shared cache (or when it does not answer: renew without it rather than fail)."""
         if self._shared is None or self._cache_resting():
-            return UNLOCKED
+            return ALONE
         try:
-            owner = await self._shared.lock(self._cache_key, self._settings.lock_ttl)
-        except Exception as exc:
+            taken = await self._shared.lock(self._cache_key, self._owner, self._settings.lock_ttl)
+        except Exception as exc:  # if it was taken all the same, it expires after lock_ttl (or is ours again)
             self._cache_failed(exc)
-            return UNLOCKED
+            return ALONE
         self._cache_answered()
-        return LOCKED if owner is None else owner
+        return OWNED if taken else LOCKED
 
-    async def _unlock(self, owner: str, keep: float) -> None:
-        if self._shared is None or owner in (UNLOCKED, LOCKED) or self._cache_resting():
-            return  # a lock not released expires by itself after lock_ttl
+    async def _unlock(self, keep: float) -> None:
+        """Release the shared lock (or keep it ``keep`` seconds: a backoff), even while the cache rests
+        after a failure since it was taken: the others are waiting on it."""
+        assert self._shared is not None
         try:
-            await self._shared.unlock(self._cache_key, owner, keep=keep)
+            await self._shared.unlock(self._cache_key, self._owner, keep=keep)
         except Exception as exc:  # it expires by itself after lock_ttl
             self._cache_failed(exc)

@@ -12,7 +12,7 @@ reaches Redis in the clear) as JSON ``{"value": ..., "expires_at": ...}`` with a
 token's. The token itself is kept only in Redis and in memory, never logged.
 
 One renewal runs at a time for all processes: the renewer takes ``{prefix}:token-lock:{sha256}`` with
-``SET NX PX`` (a random owner id, a short expiry so a killed holder never blocks the others for long),
+``SET NX PX`` (its random owner id, a short expiry so a killed holder never blocks the others for long),
 checks the cache again, asks the endpoint, writes the token and releases the lock with a
 compare-and-delete script (after a transient failure it keeps the lock for its backoff instead, so the
 others don't ask the failing endpoint in turn). The others watch the token key until the new token is
@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import secrets
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._clock import SYSTEM_CLOCK, Clock
@@ -62,6 +61,13 @@ def lock_key(prefix: str, key: str) -> str:
     """The Redis key of the renewal lock for cache key ``key``."""
     return f"{prefix}:token-lock:{hashlib.sha256(key.encode()).hexdigest()}"
 
+
+# KEYS[1] the lock, ARGV[1] the owner, ARGV[2] milliseconds: take it, or extend it if the owner has it
+ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
 
 # KEYS[1] the lock, ARGV[1] the owner, ARGV[2] milliseconds to keep it (0: delete it)
 RELEASE = """
@@ -122,6 +128,7 @@ class RedisTokenCache:
         self._prefix = prefix
         self._clock = clock
         self._owned = False
+        self._acquire = redis.register_script(ACQUIRE)
         self._release = redis.register_script(RELEASE)
         self._discard = redis.register_script(DISCARD)
 
@@ -148,12 +155,11 @@ class RedisTokenCache:
             return  # expired already: nothing worth sharing
         await self._redis.set(token_key(self._prefix, key), encode_token(token), px=remaining_ms)
 
-    async def lock(self, key: str, ttl: float) -> str | None:
-        """Take the renewal lock of ``key`` for ``ttl`` seconds: the owner id to release it with, or
-        ``None`` if another holder has it."""
-        owner = secrets.token_hex(16)
-        taken = await self._redis.set(lock_key(self._prefix, key), owner, nx=True, px=_milliseconds(ttl))
-        return owner if taken else None
+    async def lock(self, key: str, owner: str, ttl: float) -> bool:
+        """Take the renewal lock of ``key`` for ``owner`` and ``ttl`` seconds (``SET NX PX``; extended if
+        ``owner`` has it already); ``False`` if another holder has it."""
+        taken = await self._acquire(keys=[lock_key(self._prefix, key)], args=[owner, _milliseconds(ttl)])
+        return bool(taken)
 
     async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None:
         """Release the lock if ``owner`` still holds it; with ``keep`` (seconds), hold it that much longer

@@ -503,7 +503,8 @@ class LockingCache:
         self.clock = clock
         self.entry: CachedToken | None = None
         self.holder: tuple[str, float] | None = None  # owner, expiry (monotonic)
-        self.locks: list[str | None] = []
+        self.locks: list[bool] = []
+        self.fail_sets = 0
         self.releases: list[tuple[str, float]] = []
         self.discards: list[str] = []
 
@@ -511,6 +512,9 @@ class LockingCache:
         return self.entry
 
     async def set(self, key: str, token: CachedToken) -> None:
+        if self.fail_sets:
+            self.fail_sets -= 1
+            raise ConnectionError("cache down")
         self.entry = token
 
     def held_by(self) -> str | None:
@@ -518,12 +522,12 @@ class LockingCache:
             self.holder = None
         return None if self.holder is None else self.holder[0]
 
-    async def lock(self, key: str, ttl: float) -> str | None:
-        owner = None if self.held_by() is not None else f"owner-{len(self.locks)}"
-        if owner is not None:
+    async def lock(self, key: str, owner: str, ttl: float) -> bool:
+        taken = self.held_by() in (None, owner)
+        if taken:
             self.holder = (owner, self.clock.monotonic() + ttl)
-        self.locks.append(owner)
-        return owner
+        self.locks.append(taken)
+        return taken
 
     async def unlock(self, key: str, owner: str, *, keep: float = 0.0) -> None:
         self.releases.append((owner, keep))
@@ -555,14 +559,14 @@ async def test_a_shared_cache_runs_one_renewal_for_every_manager(
         await spin()
         clock.advance(0.5)
     assert len(endpoint.sent) == 1
-    assert cache.locks[0] == "owner-0" and len(cache.locks) >= 5 and set(cache.locks[1:]) == {None}
+    assert cache.locks[0] is True and len(cache.locks) >= 5 and set(cache.locks[1:]) == {False}
     endpoint.gate.set()
     await spin()
     clock.advance(0.5)
     await spin()
     assert await first == await second == endpoint.issued[0]
     assert len(endpoint.sent) == 1
-    assert cache.releases == [("owner-0", 0.0)] and cache.held_by() is None
+    assert [keep for _, keep in cache.releases] == [0.0] and cache.held_by() is None
 
 
 async def test_a_killed_lock_holder_delays_the_others_at_most_lock_ttl(
@@ -594,8 +598,8 @@ async def test_after_a_transient_failure_the_lock_is_kept_for_the_backoff(
     waiting = asyncio.create_task(manager.get_token())
     await spin()
     ((owner, keep),) = cache.releases
-    assert owner == "owner-0" and keep > 0 and cache.held_by() == "owner-0"
-    assert await cache.lock("k", 1) is None  # another process can't take it during the backoff
+    assert keep > 0 and cache.held_by() == owner
+    assert await cache.lock("k", "other-process", 1) is False  # nobody else takes it during the backoff
     watching = asyncio.create_task(other.get_token())
     while not waiting.done():
         clock.advance(0.05)
@@ -606,6 +610,42 @@ async def test_after_a_transient_failure_the_lock_is_kept_for_the_backoff(
     await spin()
     assert await watching == endpoint.issued[0] and len(endpoint.sent) == 2
     assert cache.releases[-1][1] == 0.0 and cache.held_by() is None
+
+
+async def test_a_cache_failure_while_holding_the_lock_still_releases_it(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """The token write fails while the lock is held: the lock is released all the same (the others wait
+    on it, not for lock_ttl), and the next manager takes the lock and asks at once."""
+    cache = LockingCache(clock)
+    cache.fail_sets = 1
+    one, two = make_manager(cache=cache, settings=SHARED), make_manager(cache=cache, settings=SHARED)
+    assert await one.get_token() == endpoint.issued[0]
+    assert [keep for _, keep in cache.releases] == [0.0] and cache.held_by() is None
+    assert await two.get_token() == endpoint.issued[1]  # the write was lost: one more request, no wait
+    assert clock.monotonic() == 1_000.0
+
+
+async def test_a_token_due_for_renewal_in_the_cache_is_served_while_another_renews(
+    make_manager: Callable[..., TokenManager], endpoint: FakeEndpoint, clock: FakeClock
+) -> None:
+    """A manager starting while the shared token is in its advisory window and another process holds the
+    lock takes that still-valid token at once, without a request."""
+    cache = LockingCache(clock)
+    cache.entry = CachedToken(make_jwt(exp=clock.time() + 20, iat=clock.time(), jti=7), clock.time() + 20)
+    cache.holder = ("renewing-process", clock.monotonic() + 10)
+    manager = make_manager(cache=cache, settings=SHARED)
+    assert await manager.get_token() == cache.entry.value
+    assert endpoint.sent == []
+
+
+def test_lock_ttl_and_poll_interval_must_be_positive() -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        TokenSettings(lock_ttl=0)
+    assert str(info.value) == "token_settings.lock_ttl: must be more than 0"
+    with pytest.raises(errors.ValidationError) as info:
+        TokenSettings(poll_interval=0)
+    assert str(info.value) == "token_settings.poll_interval: must be more than 0"
 
 
 async def test_a_401_discards_the_refused_token_from_a_shared_cache(

@@ -107,10 +107,11 @@ async def run_workers(
 
 
 async def test_three_processes_share_the_rate_evenly_spaced(redis_url: str) -> None:
-    """Three processes, each configured with the key's 10/s and sending all its calls at once: the sandbox
-    (which admits 10/s) sees no two requests closer than 1/rate (minus a loopback tolerance), no 429, and
-    the whole run takes what the key's rate allows, not a third of it."""
-    rate, workers, calls = 10.0, 3, 6
+    """Three processes, each configured with the key's 5/s and sending all its calls at once: the sandbox
+    (which admits 5/s) sees no two requests closer than 1/rate (minus a tolerance for the delivery over
+    loopback on a loaded machine: 50 ms of the 200), no 429, and the whole run takes what the key's rate
+    allows, not a third of it."""
+    rate, workers, calls, tolerance = 5.0, 3, 6, 0.05
     async with sandbox(rate_limit=rate) as sb:
         results = await run_workers(
             sb, redis_url, workers=workers, calls=calls, rate=rate, warm=True, start_in=2
@@ -121,9 +122,9 @@ async def test_three_processes_share_the_rate_evenly_spaced(redis_url: str) -> N
     assert statuses == {"200": workers * (calls + 1)}  # no 429 at all
     times = sorted(e["time"] for e in log)
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    assert min(gaps) >= 1 / rate - 0.03
+    assert min(gaps) >= 1 / rate - tolerance, gaps
     burst = times[-workers * calls :]
-    assert burst[-1] - burst[0] >= (len(burst) - 1) / rate - 0.03  # one key's rate for all, not each
+    assert burst[-1] - burst[0] >= (len(burst) - 1) / rate - tolerance  # one key's rate for all, not each
 
 
 async def test_a_quota_stop_seen_by_one_process_stops_the_others(redis_url: str) -> None:

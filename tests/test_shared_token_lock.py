@@ -11,11 +11,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio
 
-from ctct_partner_async import CachedToken, PartnerClient, SharedTokenCache, TokenSettings
+from ctct_partner_async import (
+    AuthenticationError,
+    CachedToken,
+    PartnerClient,
+    RetryPolicy,
+    SharedTokenCache,
+    TokenSettings,
+)
 from ctct_partner_async._budget import connect
 from ctct_partner_async.sandbox import SandboxConfig, run_sandbox
 from ctct_partner_async.shared import RedisTokenCache, lock_key, token_key
@@ -38,25 +46,26 @@ async def store(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 
 async def test_the_lock_has_one_owner_and_only_the_owner_releases_it(store: redis.asyncio.Redis) -> None:
-    """``lock`` is SET NX PX with a random owner id: a second taker gets None; a release by another owner
-    changes nothing; ``keep`` holds it for a backoff instead of deleting it; the owner's release frees it."""
+    """``lock`` is SET NX PX for an owner (extended when the owner takes it again): another taker gets
+    False; a release by another owner changes nothing; ``keep`` holds it for a backoff instead of deleting
+    it; the owner's release frees it; a holder that never releases loses it after its ttl."""
     cache, other = RedisTokenCache(store), RedisTokenCache(store)
     assert isinstance(cache, SharedTokenCache)
-    owner = await cache.lock(KEY, 5.0)
-    assert owner is not None and len(owner) == 32
-    assert await other.lock(KEY, 5.0) is None
+    assert await cache.lock(KEY, "owner-a", 5.0) is True
+    assert await other.lock(KEY, "owner-b", 5.0) is False
     name = lock_key("ctct", KEY)
     assert 4_000 < await store.pttl(name) <= 5_000
-    await other.unlock(KEY, "not-the-owner")
-    assert await store.get(name) == owner.encode()
-    await cache.unlock(KEY, owner, keep=0.3)
-    assert await store.get(name) == owner.encode() and 0 < await store.pttl(name) <= 300
-    await cache.unlock(KEY, owner)
+    assert await cache.lock(KEY, "owner-a", 8.0) is True  # its own: extended
+    assert 7_000 < await store.pttl(name) <= 8_000
+    await other.unlock(KEY, "owner-b")
+    assert await store.get(name) == b"owner-a"
+    await cache.unlock(KEY, "owner-a", keep=0.3)
+    assert await store.get(name) == b"owner-a" and 0 < await store.pttl(name) <= 300
+    await cache.unlock(KEY, "owner-a")
     assert await store.exists(name) == 0
-    again = await other.lock(KEY, 0.05)
-    assert again is not None and again != owner
+    assert await other.lock(KEY, "owner-b", 0.05) is True
     await asyncio.sleep(0.08)  # a killed holder: the lock goes by itself after its ttl
-    assert await cache.lock(KEY, 5.0) is not None
+    assert await cache.lock(KEY, "owner-a", 5.0) is True
     assert CLIENT_ID not in name
 
 
@@ -169,6 +178,37 @@ async def test_processes_starting_together_make_one_token_request_and_one_after_
         stats = sb.sandbox.stats()
     assert stats["token_requests"] == stats["tokens_issued"] == 2
     assert stats["api_requests"] == WORKERS + 2 * WORKERS  # each refused once, then replayed
+
+
+async def test_a_refused_token_is_gone_from_redis_for_the_next_process(redis_url: str) -> None:
+    """A client whose token the API refused, while the token endpoint is down, removes it from Redis: a
+    client started afterwards (another process) does not send the refused token (one API request, not a
+    401 and a replay)."""
+    config = SandboxConfig(rate_limit=0, daily_quota=0, token_rate_limit=0)
+    settings = TokenSettings(first_request_jitter=0, min_interval=0, backoff_initial=0.05, backoff_max=0.05)
+    quick = RetryPolicy(max_attempts=1, deadline=0)  # the first client gives up at once
+    async with run_sandbox(config) as sb:
+
+        def client(**options: Any) -> PartnerClient:
+            return PartnerClient(
+                api_key=API_KEY, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=sb.base_url,
+                token_url=sb.token_url, redis_url=redis_url, rate_limit=None, token_settings=settings,
+                **options,
+            )  # fmt: skip
+
+        async with client(retry_policy=quick) as first:
+            await first.webhooks.list()
+            sb.sandbox.revoke_tokens()
+            sb.sandbox.faults.token_outage = True
+            with pytest.raises(AuthenticationError):
+                await first.webhooks.list()  # 401, and no new token to replay with
+        sb.sandbox.faults.token_outage = False
+        before = sb.sandbox.stats()["api_requests"]
+        async with client() as second:
+            await second.webhooks.list()
+        after = sb.sandbox.stats()["api_requests"]
+    assert isinstance(before, int) and isinstance(after, int)
+    assert after - before == 1
 
 
 # -- when Redis does not answer ------------------------------------------------------------------------------
