@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import Faults, SandboxConfig, parse_fault_assignment
+from .config import LIST_ORDERS, Faults, SandboxConfig, parse_fault_assignment
 from .server import SandboxHandle, run_sandbox
 
 DEFAULT_PORT = 8911
@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--token-rate-limit", type=float, default=defaults.token_rate_limit,
         help="token requests/s per client (0: off)")  # fmt: skip
     add("--seed", type=int, default=defaults.seed, help="seed for faults and ids")
+    add("--existing-accounts", type=int, default=defaults.existing_accounts, metavar="N",
+        help="start with N accounts (seeded_000001, ...), as a partner's account base")  # fmt: skip
+    add("--list-order", choices=LIST_ORDERS, default=defaults.list_order,
+        help="the account list's order: creation (new ones last; default), reverse or shuffled")  # fmt: skip
     fault_names = ", ".join(Faults().as_dict())
     add("--fault", action="append", default=[], metavar="NAME=VALUE",
         help=f"set a fault, e.g. create_503=0.2 (repeatable); names: {fault_names}")  # fmt: skip
@@ -62,6 +66,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         token_rate_limit=args.token_rate_limit,
         seed=args.seed,
         faults=faults,
+        existing_accounts=args.existing_accounts,
+        list_order=args.list_order,
     )
 
 

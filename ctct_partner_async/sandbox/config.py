@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+LIST_ORDERS = ("creation", "reverse", "shuffled")
+"""The account list's orders: new accounts last (the default), first, or anywhere (stable per seed)."""
+
 PROBABILITIES = ("create_503", "throttle_429", "error_500", "error_502", "error_504", "drop_after_commit")
 DELAYS = ("latency", "deferred_delay", "token_latency")
 TOKEN_FAIL_STATUSES = range(400, 600)
@@ -168,6 +171,8 @@ class SandboxConfig:
     clock: Callable[[], float] = time.time
     page_size_default: int = 50
     request_log_size: int = 10_000
+    existing_accounts: int = 0
+    list_order: str = "creation"
 
     def __post_init__(self) -> None:
         if self.token_ttl <= 0:
@@ -178,3 +183,7 @@ class SandboxConfig:
             raise ValueError("page_size_default must be between 10 and 50")
         if self.request_log_size < 0:
             raise ValueError("request_log_size cannot be negative")
+        if self.existing_accounts < 0:
+            raise ValueError("existing_accounts cannot be negative")
+        if self.list_order not in LIST_ORDERS:
+            raise ValueError(f"list_order must be one of {', '.join(LIST_ORDERS)}")

@@ -70,9 +70,9 @@ def list_accounts(sandbox: Sandbox, call: Call) -> Reply:
     except ValueError:
         raise invalid(["offset is not a valid page token"]) from None
     wanted = {"managed": True, "unmanaged": False}.get(account_type or "all")
-    selected = [a for a in sandbox.store if wanted is None or a.managed is wanted]
-    payload: dict[str, object] = {"site_owner_list": [site_owner(a) for a in selected[start : start + limit]]}
-    if start + limit < len(selected):
+    accounts, total = sandbox.store.page(wanted, start, limit)
+    payload: dict[str, object] = {"site_owner_list": [site_owner(a) for a in accounts]}
+    if start + limit < total:
         query = {"offset": encode_offset(start + limit), "limit": str(limit)}
         if account_type is not None:
             query["account_type"] = account_type

@@ -28,7 +28,8 @@ class Sandbox:
 
     def _fresh_state(self) -> None:
         config = self.config
-        self.store = AccountStore(config.seed)
+        self.store = AccountStore(config.seed, config.list_order)
+        self.store.seed(config.existing_accounts, self.clock())
         self.webhooks: dict[int, str] = {}
         self.limiter = KeyLimiter(config.rate_limit, config.daily_quota)
         self.token_buckets: dict[str, TokenBucket] = {}

@@ -6,16 +6,24 @@ runs before every request and every admin read, so a fake clock needs no backgro
 create is pending, its ``login_name`` counts as taken: a second create with that name gets 409, as the
 stored request holds it. If the name is nevertheless taken when the request comes due (an account seeded
 through the admin API bypasses pending reservations), the deferred create is dropped and counted.
+
+The list's order (``LIST_ORDERS``): ``creation`` (new accounts at the end, as the docs' offsets suggest),
+``reverse`` (new accounts first) or ``shuffled`` (by a hash of the id and the seed: stable, and new
+accounts land anywhere). Each order is kept as accounts are created, for all accounts and for each of
+managed and unmanaged, so a page costs its own size, whatever the number of accounts.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import heapq
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .clock import iso_utc
+from .config import LIST_ORDERS
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_SPACE = 36**8
@@ -83,9 +91,16 @@ class DeferredCreate:
 class AccountStore:
     """The accounts, the login names in use (compared case-insensitively) and the deferred creates."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, list_order: str = "creation") -> None:
+        if list_order not in LIST_ORDERS:
+            raise ValueError(f"list_order must be one of {', '.join(LIST_ORDERS)}")
         self._ids = random.Random(f"ids:{seed}")  # noqa: S311 - reproducible ids, not security
+        self._seed = seed
+        self.list_order = list_order
         self._accounts: dict[str, Account] = {}
+        # the list in its order, for all accounts (None) and for managed (True) and unmanaged (False)
+        self._listed: dict[bool | None, list[Account]] = {None: [], True: [], False: []}
+        self._keys: dict[bool | None, list[bytes]] = {None: [], True: [], False: []}  # shuffled: sort keys
         self._logins: set[str] = set()
         self._pending: list[DeferredCreate] = []
         self._pending_logins: set[str] = set()
@@ -101,6 +116,49 @@ class AccountStore:
     def pending(self) -> int:
         """How many deferred creates are waiting."""
         return len(self._pending)
+
+    def page(self, managed: bool | None, start: int, limit: int) -> tuple[Sequence[Account], int]:
+        """The accounts at list positions ``start`` to ``start + limit`` (``managed``: only those, or
+        ``None`` for all), in the list's order, and how many the list holds."""
+        listed = self._listed[managed]
+        total = len(listed)
+        if self.list_order == "reverse":
+            end = max(0, total - start)
+            return listed[max(0, end - limit) : end][::-1], total
+        return listed[start : start + limit], total
+
+    def _sort_key(self, account: Account) -> bytes:
+        return hashlib.blake2b(f"{self._seed}:{account.encoded_account_id}".encode(), digest_size=8).digest()
+
+    def _list(self, account: Account) -> None:
+        for group in (None, account.managed):
+            listed = self._listed[group]
+            if self.list_order == "shuffled":
+                key = self._sort_key(account)
+                at = bisect.bisect(self._keys[group], key)
+                self._keys[group].insert(at, key)
+                listed.insert(at, account)
+            else:
+                listed.append(account)
+
+    def seed(self, count: int, now: float) -> None:
+        """``count`` accounts that exist before the sandbox starts (``seeded_000001``, organization
+        ``Seeded 1``, ...), made directly: fast, and without the request path."""
+        order, self.list_order = self.list_order, "creation"  # listed in one sort at the end
+        try:
+            for number in range(1, count + 1):
+                login = f"seeded_{number:06d}"
+                email, org = f"{login}@example.com", f"Seeded {number}"
+                body: dict[str, object] = {"login_name": login, "contact_email": email, "country_code": "US",
+                                           "organization_name": org}  # fmt: skip
+                self.create(body, now)
+        finally:
+            self.list_order = order
+        if order == "shuffled":
+            for group, listed in self._listed.items():
+                keyed = sorted((self._sort_key(a), a.encoded_account_id, a) for a in listed)
+                self._keys[group] = [key for key, _, _ in keyed]
+                self._listed[group] = [a for _, _, a in keyed]
 
     def get(self, encoded_account_id: str) -> Account | None:
         """The account, if it exists."""
@@ -134,6 +192,7 @@ class AccountStore:
         )
         self._accounts[account.encoded_account_id] = account
         self._logins.add(login.lower())
+        self._list(account)
         return account
 
     def defer(self, body: dict[str, object], due: float) -> None:
