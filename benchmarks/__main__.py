@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover, shared
+from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover, scale, shared
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -44,6 +44,15 @@ GOALS: list[tuple[str, str, Callable[[float], bool]]] = [
             (f"shared_w{w}_redis_token_requests", "== 1", lambda v: v == 1),
         )
     ),
+    *(
+        goal
+        for e in scale.BASES
+        for goal in (
+            (f"scale_e{e}_cold_list_share", "<= 1 (of E/50 + 0.1 N)", lambda v: v <= 1),
+            (f"scale_e{e}_warm_list_share", "<= 1 (of 0.1 N)", lambda v: v <= 1),
+            (f"scale_e{e}_warm_requests_per_account", "<= 1.15", lambda v: v <= 1.15),
+        )
+    ),
     ("sandbox_creates_per_s", ">= 2000", lambda v: v >= 2000),
     ("sandbox_cpu_ratio", "<= 1.5", lambda v: v <= 1.5),
 ]
@@ -66,6 +75,7 @@ def run_all(quick: bool, only: set[str]) -> dict[str, float]:
         "rollover": lambda: asyncio.run(rollover.run(quick=quick)),
         "memory": lambda: asyncio.run(memory.run(quick=quick)),
         "shared": lambda: asyncio.run(shared.run(quick=quick)),
+        "scale": lambda: asyncio.run(scale.run(quick=quick)),
         "sandbox": lambda: {
             (k if k.startswith(("sandbox_", "bare_")) else f"sandbox_{k}"): v
             for k, v in bench_sandbox.run(quick).items()
@@ -108,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only:
         RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(table(figures))
+    if "scale_rate" in figures:
+        print(f"\nscale, {figures['scale_creates']:.0f} creates a job at {figures['scale_rate']:g}/s:")
+        print(scale.table(figures))
     if "shared_rate" in figures:
         print(f"\nshared, {figures['shared_creates']:.0f} creates at {figures['shared_rate']:g}/s:")
         print(shared.table(figures))

@@ -20,6 +20,14 @@ missing or blank organization equals only a missing or blank one (names are comp
 trimming spaces). A listed account with the login name but another organization is proof that the login
 belongs to someone else: ``ConflictError``, never a claim.
 
+**The index.** The reconciler keeps every account it has read (``Reconciler.index``) and the href of the
+list's last page. A look first reads the *tail*: that last page again and any page after it, where
+accounts created since are appended (in the sandbox, as the docs' offsets suggest), so a later look
+costs a page or two instead of the whole list. Only a full sweep proves an account absent: a look that
+must answer "not there" (its last one) and did not find the account in the tail reads the whole list,
+once, and a cold reconciler's first look is a full sweep that learns the tail. Correctness never depends
+on the order: in any other order the tail misses, full sweeps happen again, and only the cost rises.
+
 **Bounds.** One sweep of the list at a time is shared by every waiter. A waiter sees each page as it
 arrives (a match ends its wait at once) and leaves at its own deadline, at the first page boundary after
 it; ``reconcile_timeout`` is a create's deadline for every look at the list. A sweep stops when nobody
@@ -78,10 +86,12 @@ def same_organization(listed: str | None, wanted: str | None) -> bool:
 
 @attrs.define
 class AccountIndex:
-    """The account list as far as it was read, by user name; ``problem`` says why it may be incomplete."""
+    """The account list as far as it was read, by user name, and where a read of its tail starts:
+    ``tail``, the href of the last page read if it was the list's last, else of the first page not read
+    yet (``None``: the first page, so a full sweep)."""
 
     by_owner: dict[str, AccountSummary] = attrs.Factory(dict)
-    problem: str | None = None
+    tail: str | None = None
 
     def add(self, accounts: Iterable[AccountSummary]) -> None:
         for acct in accounts:
@@ -106,13 +116,15 @@ ReadPage = Callable[[str | None, float], Awaitable[AccountPage]]
 
 
 class _Sweep:
-    """One read of the list, shared: what it found so far, who waits on it, and when it ended."""
+    """One read of the list, shared: from the first page (``full``) or from the tail, who waits on it,
+    and when it ended; ``problem`` says why it may have stopped before the end."""
 
-    __slots__ = ("changed", "deadlines", "done", "error", "index", "number", "pages", "task")
+    __slots__ = ("changed", "deadlines", "done", "error", "full", "number", "pages", "problem", "task")
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, full: bool) -> None:
         self.number = number
-        self.index = AccountIndex()
+        self.full = full
+        self.problem: str | None = None
         self.pages = 0
         self.done = False
         self.error: BaseException | None = None
@@ -156,7 +168,9 @@ class Reconciler:
         self._sweep: _Sweep | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.index = AccountIndex()
         self.sweeps = 0
+        self.full_sweeps = 0
 
     async def find(
         self, login_name: str, organization_name: str | None, *, wait: float, within: float | None = None
@@ -175,11 +189,14 @@ class Reconciler:
         look_until = now + wait
         deadline = now + (wait + self._min_timeout if within is None else max(wait, within))
         while True:
-            hit, problem = await self._look(login_name, organization_name, self._fresh_from(), deadline)
+            final = self._clock.monotonic() >= look_until
+            hit, problem = await self._look(
+                login_name, organization_name, self._fresh_from(), deadline, final
+            )
             if hit is not None:
                 return hit
             now = self._clock.monotonic()
-            if now >= look_until or now >= deadline:
+            if final or now >= deadline:
                 if problem is not None:
                     raise errors.UnconfirmedCreateError(
                         f"the account list was not read to its end ({problem}; with a long list, allow "
@@ -194,17 +211,24 @@ class Reconciler:
         return self.sweeps + 1
 
     async def _look(
-        self, login_name: str, organization_name: str | None, fresh_from: int, deadline: float
+        self, login_name: str, organization_name: str | None, fresh_from: int, deadline: float, final: bool
     ) -> tuple[AccountSummary | None, str | None]:
-        """One look: the match, or ``None`` and why the sweep behind it is incomplete (``None``: complete)."""
+        """One look: the match, or ``None`` and why the read behind it is incomplete (``None``: complete).
+
+        The index first; then the tail (what was appended since); for a ``final`` look that found nothing
+        there, the whole list, since only a full sweep started after the look began proves absence."""
+        full = False
         while True:
+            hit = self.index.match(login_name, organization_name)
+            if hit is not None:
+                return hit, None
             sweep = self._sweep
             if sweep is None or sweep.done:
-                sweep = self._start()
+                sweep = self._start(full or self.index.tail is None)
             sweep.deadlines[deadline] += 1
             try:
                 while True:
-                    hit = sweep.index.match(login_name, organization_name)
+                    hit = self.index.match(login_name, organization_name)
                     if hit is not None:
                         return hit, None
                     if sweep.done:
@@ -216,15 +240,20 @@ class Reconciler:
                     await sweep.changed.wait()
             finally:
                 self._leave(sweep, deadline)
-            if sweep.number >= fresh_from or self._clock.monotonic() >= deadline:
-                return None, sweep.index.problem
-            # that sweep began before this look was needed: its "not listed" may be stale, read again
+            if self._clock.monotonic() >= deadline:
+                return None, sweep.problem
+            if sweep.number < fresh_from:
+                continue  # that read began before this look was needed: its "not listed" may be stale
+            if sweep.full or not final or sweep.problem is not None:
+                return None, sweep.problem
+            full = True  # not in the tail: read the whole list before saying "not there"
 
-    def _start(self) -> _Sweep:
+    def _start(self, full: bool) -> _Sweep:
         if self._closed:
             raise errors.ClientClosedError("this client is closed; create a new one")
         self.sweeps += 1
-        sweep = _Sweep(self.sweeps)
+        self.full_sweeps += full
+        sweep = _Sweep(self.sweeps, full)
         sweep.task = task = asyncio.get_running_loop().create_task(
             self._run(sweep), name="account list sweep"
         )
@@ -246,7 +275,7 @@ class Reconciler:
             sweep.task.cancel()
         if not sweep.done:
             sweep.error = error
-            sweep.index.problem = sweep.index.problem or f"the sweep was stopped after {sweep.pages} pages"
+            sweep.problem = sweep.problem or f"the sweep was stopped after {sweep.pages} pages"
             self._end(sweep)
 
     def _end(self, sweep: _Sweep) -> None:
@@ -256,34 +285,42 @@ class Reconciler:
         sweep.notify()
 
     async def _run(self, sweep: _Sweep) -> None:
-        """Read the list into ``sweep``, waking its waiters page by page; never raises."""
-        index, href, seen = sweep.index, None, set()
+        """Read the list into the index from the first page or the tail, waking the waiters page by page;
+        never raises. The tail moves on as a tail read (or a first full sweep) goes, and to the last page
+        whenever one reaches it: a later look reads from there."""
+        index = self.index
+        href = None if sweep.full else index.tail
+        moving = not sweep.full or index.tail is None  # a full sweep over a known tail leaves it be
+        seen: set[str | None] = {href}
         try:
             while True:
                 page = await self._page(sweep, href)
                 index.add(page.accounts)
                 sweep.pages += 1
-                href = page.next_href
-                if href is None:
+                if page.next_href is None:
+                    index.tail = href
                     return
+                href = page.next_href
+                if moving:
+                    index.tail = href
                 if href in seen:
-                    index.problem = (
+                    sweep.problem = (
                         f"the account list links back to a page already read after {sweep.pages} pages"
                     )
                     return
                 seen.add(href)
                 if sweep.pages >= self._max_pages:
-                    index.problem = f"it did not end within {self._max_pages} pages"
+                    sweep.problem = f"it did not end within {self._max_pages} pages"
                     return
                 sweep.notify()
                 await asyncio.sleep(0)  # let the waiters look (a transport that never yields included)
                 if not sweep.deadlines or self._clock.monotonic() >= max(sweep.deadlines):
-                    index.problem = f"the wait ran out after {sweep.pages} pages"
+                    sweep.problem = f"the wait ran out after {sweep.pages} pages"
                     return
         except asyncio.CancelledError:
             self._stop(sweep)  # a no-op when whoever cancelled it ended it already
         except errors.MalformedResponseError as exc:
-            index.problem = f"page {sweep.pages + 1} could not be read: {exc}"
+            sweep.problem = f"page {sweep.pages + 1} could not be read: {exc}"
         except Exception as exc:  # the list could not be read (quota, credentials, ...): each waiter hears it
             sweep.error = exc
         finally:
