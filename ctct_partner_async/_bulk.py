@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +46,8 @@ from ._validation import check_new_account
 from .journal import Entry, Journal, JournalError, NullJournal
 
 __all__ = ["Bulk", "Outcome", "OutcomeState"]
+
+logger = logging.getLogger("ctct_partner_async.bulk")
 
 P = TypeVar("P")
 Rows = Iterable[Any] | AsyncIterable[Any]
@@ -160,6 +163,12 @@ class _Job(Generic[P]):
         """The pending result of a row the API stored (503) in an earlier run, for jobs that have them."""
         return None
 
+    def begin(self, journal: Journal) -> None:
+        """Before the first row: what the job takes from its journal besides the rows."""
+
+    def end(self, journal: Journal) -> None:
+        """After the last row (or a stop): what the job leaves in its journal besides the rows."""
+
     def scrub(self, message: str, payload: P) -> str:
         """``message`` as the journal and results may keep it: without the row's secrets."""
         return message
@@ -254,6 +263,20 @@ class Bulk:
 
 class _CreateJob(_Job[NewAccount]):
     name = "provision"
+
+    def begin(self, journal: Journal) -> None:
+        """Start the reconciler from the account index the journal keeps (a rerun, a later job)."""
+        self.accounts.reconciler.warm(*journal.account_index())
+
+    def end(self, journal: Journal) -> None:
+        """Keep the reconciler's index in the journal for the next run (an optimisation: a failure to
+        write it is logged and loses nothing but the next run's warm start)."""
+        index = self.accounts.reconciler.index
+        try:
+            journal.save_account_index(index.accounts(), index.tail)
+        except JournalError as exc:
+            logger.warning("the account index was not saved in the journal: %s", exc)
+
     finished_state = OutcomeState.CREATED
 
     def __init__(
@@ -362,6 +385,9 @@ class _Runner(Generic[P]):
         in_flight: set[asyncio.Task[Outcome | None]] = set()
         numbered = _numbered(rows)
         exhausted = False
+        journal = self.journal if isinstance(self.journal, Journal) else None
+        if journal is not None:
+            self.job.begin(journal)
         try:
             while True:
                 while not exhausted and len(in_flight) < concurrency:
@@ -383,6 +409,8 @@ class _Runner(Generic[P]):
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+            if journal is not None:
+                self.job.end(journal)
 
     async def _one(self, index: int, item: Any) -> Outcome | None:
         """The row's outcome, or ``None`` for a pending create held back until it is resolved."""

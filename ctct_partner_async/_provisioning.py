@@ -93,6 +93,10 @@ class AccountIndex:
     by_owner: dict[str, AccountSummary] = attrs.Factory(dict)
     tail: str | None = None
 
+    def accounts(self) -> list[AccountSummary]:
+        """Every account read so far."""
+        return list(self.by_owner.values())
+
     def add(self, accounts: Iterable[AccountSummary]) -> None:
         for acct in accounts:
             if acct.site_owner_name:
@@ -171,6 +175,40 @@ class Reconciler:
         self.index = AccountIndex()
         self.sweeps = 0
         self.full_sweeps = 0
+
+    def warm(self, accounts: Iterable[AccountSummary], tail: str | None) -> None:
+        """Start from an index kept elsewhere (a journal): ``accounts`` and the list's ``tail``, unless
+        this reconciler has read a tail of its own already."""
+        self.index.add(accounts)
+        if self.index.tail is None:
+            self.index.tail = tail
+
+    async def refresh(self, *, full: bool = False, within: float = 600.0) -> int:
+        """Read the list into the index: its tail (the whole list while the index is cold, or with
+        ``full``), to the end, within ``within`` seconds; how many accounts the index holds then.
+
+        ``UnconfirmedCreateError`` if the list could not be read to its end (the index keeps what was)."""
+        check_seconds("within", within)
+        deadline = self._clock.monotonic() + within
+        while True:
+            sweep = self._sweep
+            if sweep is None or sweep.done:
+                sweep = self._start(full or self.index.tail is None)
+            sweep.deadlines[deadline] += 1
+            try:
+                while not sweep.done:
+                    await sweep.changed.wait()
+            finally:
+                self._leave(sweep, deadline)
+            if sweep.error is not None:
+                raise sweep.error.with_traceback(None)
+            if sweep.problem is not None:
+                raise errors.UnconfirmedCreateError(
+                    f"the account list was not read to its end ({sweep.problem})"
+                )
+            if sweep.full or not full:
+                return len(self.index.by_owner)
+            # a tail read was running when a full one was asked for: read the whole list now
 
     async def find(
         self, login_name: str, organization_name: str | None, *, wait: float, within: float | None = None

@@ -28,6 +28,11 @@ synchronous commit.
 
 Rows are keyed by login name (lower-cased, as the API compares them) or by account id.
 
+The journal also keeps the reconciler's index of the account list (each account's id, user name and
+organization, and the href of the list's tail; no secret), so a rerun or a later job with the same
+journal starts warm: it reads the list's tail, not the whole list. ``ctct-partner accounts sync`` builds
+or refreshes it, ``accounts list --from-journal`` reads it.
+
 One journal, one writer: a file journal is locked for as long as it is open (an OS lock on
 ``<real path>.lock``, which names the holder's pid and host). A second ``Journal`` on the same file raises
 ``JournalLockedError`` naming the holder; the operating system frees the lock when its holder dies,
@@ -46,6 +51,8 @@ from typing import IO
 
 import attrs
 
+from ._models import AccountSummary
+
 __all__ = ["Entry", "Journal", "JournalError", "JournalLockedError", "NullJournal"]
 
 SCHEMA = """
@@ -61,6 +68,11 @@ CREATE TABLE IF NOT EXISTS rows (
     PRIMARY KEY (job, key)
 )
 """
+INDEX_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS accounts (encoded_account_id TEXT PRIMARY KEY, site_owner_name TEXT, "
+    "organization_name TEXT)",
+    "CREATE TABLE IF NOT EXISTS list_state (name TEXT PRIMARY KEY, value TEXT)",
+)
 COLUMNS = "key, row_index, state, account_id, error, attempts"
 FINISHED = frozenset({"created", "reconciled", "adopted", "updated", "canceled"})
 MAY_HAVE_BEEN_RECEIVED = frozenset(
@@ -137,6 +149,8 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(SCHEMA)
+            for statement in INDEX_SCHEMA:
+                self._db.execute(statement)
         except sqlite3.Error as exc:
             self._release()
             raise JournalError(f"{self.path}: {exc}") from None
@@ -196,6 +210,38 @@ class Journal:
             (self.job,),
         ).fetchall()
         return [Entry(*row) for row in rows]
+
+    def account_index(self) -> tuple[list[AccountSummary], str | None]:
+        """The account list as stored by the last job or sync: its accounts, and its tail's href
+        (``None``: none stored, so the next lookup reads the whole list)."""
+        try:
+            rows = self._db.execute(
+                "SELECT encoded_account_id, site_owner_name, organization_name FROM accounts ORDER BY rowid"
+            ).fetchall()
+            tail = self._db.execute("SELECT value FROM list_state WHERE name = 'tail'").fetchone()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: reading the account index failed: {exc}") from None
+        accounts = [
+            AccountSummary(encoded_account_id=i, site_owner_name=o, organization_name=g) for i, o, g in rows
+        ]
+        return accounts, tail[0] if tail else None
+
+    def save_account_index(self, accounts: list[AccountSummary], tail: str | None) -> None:
+        """Store the index (``accounts`` added to those stored, by id) and its ``tail``, in one go."""
+        rows = [(a.encoded_account_id, a.site_owner_name, a.organization_name) for a in accounts]
+        db = self._db
+        try:
+            db.execute("BEGIN")  # one transaction: a crash keeps the old index or the new one
+            try:
+                db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?)", rows)
+                if tail is not None:
+                    db.execute("INSERT OR REPLACE INTO list_state VALUES ('tail', ?)", (tail,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: writing the account index failed: {exc}") from None
 
     def counts(self) -> dict[str, int]:
         """How many rows of this job are in each state."""

@@ -5,13 +5,16 @@ and only the cost rises."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ctct_partner_async import Outcome, OutcomeState, PartnerClient
+from ctct_partner_async import Outcome, OutcomeState, PartnerClient, cli
 from ctct_partner_async._clock import FakeClock
+from ctct_partner_async.journal import Journal
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
 from .test_bulk import row
@@ -26,7 +29,7 @@ DONE = {OutcomeState.CREATED, OutcomeState.RECONCILED}
 async def sandboxes() -> AsyncIterator[Any]:
     async def start(list_order: str = "creation") -> tuple[SandboxHandle, FakeClock]:
         clock = FakeClock(autojump=True)
-        config = SandboxConfig(rate_limit=0, daily_quota=0, clock=clock.time, seed=11,
+        config = SandboxConfig(rate_limit=0, daily_quota=0, token_rate_limit=0, clock=clock.time, seed=11,
                                existing_accounts=EXISTING, list_order=list_order)  # fmt: skip
         handle = await stack.enter_async_context(run_sandbox(config))
         handle.sandbox.faults.update(FAULTS)
@@ -93,3 +96,63 @@ async def test_another_list_order_still_ends_every_row_with_its_account(sandboxe
     assert_right_ids(sb, outcomes)
     assert len(sb.sandbox.accounts()) == EXISTING + 90
     assert sweeps >= 2 and first_pages(sb) == sweeps
+
+
+async def test_a_journal_keeps_the_index_so_a_later_job_with_a_new_client_starts_warm(
+    sandboxes: Any, tmp_path: Path
+) -> None:
+    """The journal stores the index and its tail: a job run later with the same journal, by a new client
+    (a rerun, another process), reads no first page; every row ends with its account."""
+    sb, clock = await sandboxes()
+    path = tmp_path / "job.sqlite"
+    async with client_for(sb, clock, rate_limit=None) as client:
+        with Journal(path, job="provision") as journal:
+            first = [
+                o async for o in client.bulk.create_accounts((row(i) for i in range(40)), journal=journal)
+            ]
+    assert first_pages(sb) == 1
+    with Journal(path, job="other") as journal:
+        accounts, tail = journal.account_index()
+    assert tail is not None and len(accounts) >= EXISTING  # every page the sweep read, whoever asked
+    async with client_for(sb, clock, rate_limit=None) as client:
+        with Journal(path, job="provision") as journal:
+            later = [
+                o async for o in client.bulk.create_accounts((row(i) for i in range(40, 80)), journal=journal)
+            ]
+        assert client.accounts.reconciler.full_sweeps == 0
+    assert first_pages(sb) == 1
+    assert_right_ids(sb, first + later)
+    assert sum(o.state is OutcomeState.RECONCILED or o.deferred for o in later) >= 2
+
+
+async def test_accounts_sync_and_list_from_the_journal(
+    sandboxes: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``accounts sync`` reads the whole list into the journal the first time and only the tail after;
+    ``accounts list --from-journal`` prints it with no request and no credentials."""
+    sb, _ = await sandboxes()
+    sb.sandbox.faults.update({"create_503": 0.0, "drop_after_commit": 0.0})
+    journal = str(tmp_path / "accounts.sqlite")
+    flags = ["--base-url", sb.base_url, "--token-url", sb.token_url, "--api-key", "sandbox-api-key",
+             "--client-id", "sandbox-client", "--client-secret", "sandbox-secret", "--token-jitter", "0"]  # fmt: skip
+    assert await cli.run(["accounts", "sync", "--journal", journal, *flags]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"{EXISTING} accounts in {journal} ({EXISTING} new; read the whole list, 1 sweep)"
+    )
+    reads = list_requests(sb)
+    assert reads == EXISTING // 50  # six full pages, the last without a next link
+    sb.sandbox.seed_account("synced_later_1", organization_name="Later")
+    assert await cli.run(["accounts", "sync", "--journal", journal, *flags]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"{EXISTING + 1} accounts in {journal} (1 new; read the list's tail, 1 sweep)"
+    )
+    assert list_requests(sb) == reads + 2  # the last page again (now with a next link) and the new one
+    for var in ("CTCT_API_KEY", "CTCT_CLIENT_ID", "CTCT_CLIENT_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    requests = sb.sandbox.stats()["api_requests"]
+    assert await cli.run(["accounts", "list", "--from-journal", journal, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == EXISTING + 1 and lines[-1]["site_owner_name"] == "synced_later_1"
+    assert lines[-1]["organization_name"] == "Later" and sb.sandbox.stats()["api_requests"] == requests

@@ -361,6 +361,12 @@ class FailingDb:
                 raise sqlite3.OperationalError("database or disk is full")
         return self._db.execute(sql, *args)
 
+    def executemany(self, sql: str, rows: Any) -> Any:
+        self._writes -= 1
+        if self._writes < 0:
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.executemany(sql, rows)
+
     def close(self) -> None:
         self._db.close()
 

@@ -21,7 +21,7 @@ from .._models import PlanType
 from .._version import __version__
 from ..sandbox import cli as sandbox_cli
 from ._text import printable
-from .commands import accounts_list, webhooks_command
+from .commands import accounts_list, accounts_sync, webhooks_command
 from .demo import demo_command
 from .jobs import bulk_command
 from .logs import logging_to_stderr, verbosity, verbosity_options
@@ -130,6 +130,19 @@ def _add_accounts(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     listing.add_argument("--type", choices=("all", "managed", "unmanaged"), default="all")
     listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    listing.add_argument(
+        "--from-journal",
+        metavar="PATH",
+        help="the account index kept in this journal: no request, no credentials",
+    )
+    sync = _sub(
+        actions, "sync", accounts_sync, "read the account list into a journal's index (bulk jobs with that "
+        "journal then read only its tail)", parents=[connection_options()],
+    )  # fmt: skip
+    sync.add_argument("--journal", metavar="PATH", required=True, help="the SQLite journal to keep it in")
+    sync.add_argument("--full", action="store_true", help="read the whole list even if the index has a tail")
+    sync.add_argument("--within", type=float, default=600.0, metavar="SECONDS",
+                      help="give up after this long (default 600; a request reads 50 accounts)")  # fmt: skip
 
 
 def _add_webhooks(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,8 @@
-"""The single-call commands: ``accounts list`` and ``webhooks list|subscribe|unsubscribe|test``.
+"""The single-call commands: ``accounts list|sync`` and ``webhooks list|subscribe|unsubscribe|test``.
+
+``accounts sync --journal J`` reads the account list into the journal's account index (the whole list the
+first time, its tail afterwards), so bulk jobs with that journal start warm; ``accounts list
+--from-journal J`` prints that index without a request (and without credentials).
 
 Server data reaches the terminal only through :func:`printable` (tables, messages) or :func:`json_line`
 (``--json``), so an organization name holding an ESC sequence shows as ``\\x1b[...``, never runs.
@@ -12,11 +16,12 @@ from collections.abc import Iterable
 import attrs
 
 from .._models import AccountSummary, WebhookSubscription, WebhookTopic
+from ..journal import Journal, JournalError
 from ._text import json_line, printable
-from .options import make_client
+from .options import UsageError, make_client
 from .report import format_table
 
-__all__ = ["account_record", "accounts_list", "webhook_record", "webhooks_command"]
+__all__ = ["account_record", "accounts_list", "accounts_sync", "webhook_record", "webhooks_command"]
 
 ACCOUNT_COLUMNS = ("encoded_account_id", "billing_status", "site_owner_name", "organization_name")
 
@@ -48,8 +53,40 @@ def account_lines(accounts: list[AccountSummary]) -> list[str]:
     return [*format_table(headers, rows), f"{len(accounts)} accounts"]
 
 
+def _journal(path: str) -> Journal:
+    try:
+        return Journal(path, job="accounts")
+    except JournalError as exc:
+        raise UsageError(f"--journal {exc}") from None
+
+
+async def accounts_sync(args: argparse.Namespace) -> int:
+    """``accounts sync --journal J``: the account list into the journal's index; prints how many."""
+    with _journal(args.journal) as journal:
+        async with make_client(args) as client:
+            reconciler = client.accounts.reconciler
+            before = len(journal.account_index()[0])
+            reconciler.warm(*journal.account_index())
+            total = await reconciler.refresh(full=args.full, within=args.within)
+            journal.save_account_index(reconciler.index.accounts(), reconciler.index.tail)
+        read = "the whole list" if reconciler.full_sweeps else "the list's tail"
+        print(f"{total} accounts in {printable(args.journal)} ({total - before} new; read {read}, "
+              f"{client.accounts.reconciler.sweeps} sweep)")  # fmt: skip
+    return 0
+
+
 async def accounts_list(args: argparse.Namespace) -> int:
-    """``accounts list``: every client account as a table, or one JSON object a line with ``--json``."""
+    """``accounts list``: every client account as a table, or one JSON object a line with ``--json``;
+    with ``--from-journal``, the journal's index (id, user name, organization) without a request."""
+    if args.from_journal is not None:
+        with _journal(args.from_journal) as journal:
+            accounts, _ = journal.account_index()
+        if args.json:
+            for account in accounts:
+                print(json_line(account_record(account)))
+        else:
+            print("\n".join(account_lines(accounts)))
+        return 0
     async with make_client(args) as client:
         listing = client.accounts.list(account_type=args.type)
         if args.json:

@@ -27,7 +27,7 @@ AiohttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def _json_object(request: web.Request) -> dict[str, object]:
     try:
         body = json.loads(await request.read() or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")  # noqa: TRY004 - answered as a 400
@@ -66,7 +66,8 @@ async def get_requests(request: web.Request, sandbox: Sandbox) -> Reply:
     """The request log, oldest first; ``?limit=N`` keeps the last N."""
     entries = sandbox.request_log()
     limit = request.query.get("limit", "")
-    return Reply(200, entries[-int(limit) :] if limit.isdigit() and int(limit) > 0 else entries)
+    wanted = int(limit) if limit.isascii() and limit.isdigit() and len(limit) <= 9 else 0
+    return Reply(200, entries[-wanted:] if wanted > 0 else entries)
 
 
 async def get_webhooks(request: web.Request, sandbox: Sandbox) -> Reply:

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 LIST_ORDERS = ("creation", "reverse", "shuffled")
 """The account list's orders: new accounts last (the default), first, or anywhere (stable per seed)."""
 
-PROBABILITIES = ("create_503", "throttle_429", "error_500", "error_502", "error_504", "drop_after_commit")
+PROBABILITIES = (
+    "create_503", "throttle_429", "error_403", "error_406", "error_500", "error_502", "error_504",
+    "drop_after_commit",
+)  # fmt: skip
 DELAYS = ("latency", "deferred_delay", "token_latency")
 TOKEN_FAIL_STATUSES = range(400, 600)
 """What ``token_fail_status`` may be: an error status (4xx or 5xx)."""
@@ -38,6 +41,8 @@ class Faults:
     create_503: float = 0.0
     deferred_delay: float = 2.0
     throttle_429: float = 0.0
+    error_403: float = 0.0
+    error_406: float = 0.0
     error_500: float = 0.0
     error_502: float = 0.0
     error_504: float = 0.0

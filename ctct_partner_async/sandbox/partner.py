@@ -41,9 +41,10 @@ def decode_offset(token: str) -> int:
 
 def page_limit(raw: str | None, default: int) -> int:
     """``limit`` if it is a number in 10..50, else ``default``."""
-    if raw is None or not raw.strip().isdigit():
+    text = (raw or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 4):  # no other script's digits, no huge number
         return default
-    value = int(raw)
+    value = int(text)
     return value if 10 <= value <= 50 else default
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from . import actions, legacy, partner, webhooks
-from .admin import ADMIN_PREFIX, ADMIN_ROUTES, admin_endpoint
+from .admin import ADMIN_PREFIX, ADMIN_ROUTES, AiohttpHandler, admin_endpoint
 from .config import SandboxConfig
 from .credentials import legacy_gate, partner_gate
 from .oauth import token_endpoint
 from .pipeline import Gate, Route, endpoint
+from .replies import error_list, render
 from .state import Sandbox
 
 SANDBOX_KEY = web.AppKey("ctct_partner_sandbox", Sandbox)
@@ -32,10 +33,26 @@ def _add_api(app: web.Application, sandbox: Sandbox, prefix: str, routes: list[R
         app.router.add_route(method, prefix + path, endpoint(sandbox, operation, gate))
 
 
+@web.middleware
+async def json_routing_errors(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
+    """The router's own 404 and 405, answered as JSON error lists like every other answer; a client that
+    hangs up before its body has come is let go without a traceback in the log."""
+    try:
+        return await handler(request)
+    except ConnectionResetError:  # nobody is left to answer
+        return web.Response(status=400)
+    except web.HTTPNotFound:
+        return render(error_list(404, "not_found", f"No endpoint at {request.path}"))
+    except web.HTTPMethodNotAllowed as exc:
+        reply = render(error_list(405, "method_not_allowed", f"{request.method} is not allowed here"))
+        reply.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return reply
+
+
 def create_app(config: SandboxConfig | None = None) -> web.Application:
     """A new sandbox application; its state is ``app[SANDBOX_KEY]``."""
     sandbox = Sandbox(config if config is not None else SandboxConfig())
-    app = web.Application()
+    app = web.Application(middlewares=[json_routing_errors])
     app[SANDBOX_KEY] = sandbox
     v3_routes = partner.ROUTES + actions.ROUTES + webhooks.ROUTES
     _add_api(app, sandbox, V3_PREFIX, v3_routes, partner_gate)

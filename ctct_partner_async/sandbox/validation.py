@@ -22,7 +22,8 @@ _PROVISION_TEXT = {
     "external_provider": (0, 80), "time_zone_id": (0, 100), "state_code": (0, 50), "website": (0, 2048),
     "billing_locale": (0, 10),
 }  # fmt: skip
-_PROVISION_REQUIRED = ("contact_email", "country_code", "login_name")
+_PROVISION_REQUIRED = ("contact_email", "country_code", "login_name", "state_code")  # the spec's: blank
+# state_code is allowed outside US and CA, a missing one is not
 _PROVISION_FLAGS = frozenset({"managed_site_owner", "enable_single_billing", "gdpr_opt_out"})
 _SSO_FIELDS = {"first_name": 80, "last_name": 80, "role_name": 80, "contact_email": 80, "login_name": 50,
                "external_id": 255, "external_provider": 80}  # fmt: skip
@@ -98,7 +99,7 @@ def _check_provision_formats(texts: dict[str, str], problems: list[str]) -> None
     if login is not None and not LOGIN_NAME.fullmatch(login):
         problems.append("login_name must be 6 to 50 of the characters A-Z a-z 0-9 - _ . + @")
     country = texts.get("country_code", "").upper()
-    if country in ("US", "CA") and not texts.get("state_code", "").strip():
+    if country in ("US", "CA") and "state_code" in texts and not texts["state_code"].strip():
         problems.append("state_code is required when country_code is US or CA")
     website = texts.get("website")
     if website is not None and not website.startswith(("http://", "https://")):

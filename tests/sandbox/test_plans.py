@@ -179,5 +179,5 @@ async def test_canceled_account_cannot_be_reactivated_with_trial(api: Api) -> No
 
 async def test_gbp_locale_prices_in_gbp(api: Api) -> None:
     """An en_GB account's tiers are priced in GBP."""
-    account = await api.create_ok("british_user", billing_locale="en_GB", country_code="GB", state_code=...)
+    account = await api.create_ok("british_user", billing_locale="en_GB", country_code="GB", state_code="")
     assert (await plan(api, account))["current_tiers"][0]["currency_code"] == "GBP"
