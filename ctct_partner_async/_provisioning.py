@@ -175,6 +175,10 @@ class Reconciler:
         self.index = AccountIndex()
         self.sweeps = 0
         self.full_sweeps = 0
+        self.batch_interval = 1.0
+        """Seconds between two reads of the list's tail: the looks that come meanwhile wait for the next
+        one and share it (a full sweep, needed to prove an account absent, is never held back)."""
+        self._next_tail_at = -math.inf
 
     def warm(self, accounts: Iterable[AccountSummary], tail: str | None) -> None:
         """Start from an index kept elsewhere (a journal): ``accounts`` and the list's ``tail``, unless
@@ -262,7 +266,14 @@ class Reconciler:
                 return hit, None
             sweep = self._sweep
             if sweep is None or sweep.done:
-                sweep = self._start(full or self.index.tail is None)
+                whole = full or self.index.tail is None
+                now = self._clock.monotonic()
+                if not whole and now < self._next_tail_at:  # batched: one tail read serves every look since
+                    if now >= deadline:
+                        return None, "the wait ran out before the list's tail was read"
+                    await self._clock.sleep(min(self._next_tail_at, deadline) - now)
+                    continue
+                sweep = self._start(whole)
             sweep.deadlines[deadline] += 1
             try:
                 while True:
@@ -291,6 +302,8 @@ class Reconciler:
             raise errors.ClientClosedError("this client is closed; create a new one")
         self.sweeps += 1
         self.full_sweeps += full
+        if not full:
+            self._next_tail_at = self._clock.monotonic() + self.batch_interval
         sweep = _Sweep(self.sweeps, full)
         sweep.task = task = asyncio.get_running_loop().create_task(
             self._run(sweep), name="account list sweep"

@@ -5,6 +5,7 @@ and only the cost rises."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 
 from ctct_partner_async import Outcome, OutcomeState, PartnerClient, cli
 from ctct_partner_async._clock import FakeClock
+from ctct_partner_async._models import AccountPage, AccountSummary
+from ctct_partner_async._provisioning import Reconciler
 from ctct_partner_async.journal import Journal
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
@@ -156,3 +159,33 @@ async def test_accounts_sync_and_list_from_the_journal(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == EXISTING + 1 and lines[-1]["site_owner_name"] == "synced_later_1"
     assert lines[-1]["organization_name"] == "Later" and sb.sandbox.stats()["api_requests"] == requests
+
+
+async def test_looks_within_the_batch_interval_share_one_read_of_the_tail() -> None:
+    """Ambiguous and pending rows don't read the list once each: a look that comes within
+    ``batch_interval`` of the last tail read waits for the next one, which serves every look that came
+    meanwhile."""
+    clock = FakeClock()
+    listed = [AccountSummary(encoded_account_id=f"id{i}", site_owner_name=f"user_{i}") for i in range(3)]
+    reads: list[str | None] = []
+
+    async def read_page(href: str | None, until: float) -> AccountPage:
+        reads.append(href)
+        return AccountPage(accounts=list(listed), next_href=None)
+
+    reconciler = Reconciler(read_page, clock)
+    reconciler.warm([], "/v3/partner/accounts?offset=MA*")
+    assert (await reconciler.find("user_0", None, wait=0)) is not None
+    assert reads == ["/v3/partner/accounts?offset=MA*"]
+    listed += [AccountSummary(encoded_account_id=f"id{i}", site_owner_name=f"user_{i}") for i in range(3, 8)]
+    looks = []
+    for i in range(3, 8):
+        looks.append(asyncio.create_task(reconciler.find(f"user_{i}", None, wait=0, within=30)))
+        clock.advance(0.15)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert len(reads) == 1 and not any(look.done() for look in looks)
+    clock.advance(0.3)  # the batch interval since the first read has passed
+    found = await asyncio.gather(*looks)
+    assert [f.encoded_account_id for f in found if f is not None] == [f"id{i}" for i in range(3, 8)]
+    assert len(reads) == 2 and reconciler.full_sweeps == 0
