@@ -266,14 +266,15 @@ class _CreateJob(_Job[NewAccount]):
 
     def begin(self, journal: Journal) -> None:
         """Start the reconciler from the account index the journal keeps (a rerun, a later job)."""
-        self.accounts.reconciler.warm(*journal.account_index())
+        reconciler = self.accounts.reconciler
+        reconciler.warm(*journal.account_index(reconciler.owner))
 
     def end(self, journal: Journal) -> None:
         """Keep the reconciler's index in the journal for the next run (an optimisation: a failure to
         write it is logged and loses nothing but the next run's warm start)."""
-        index = self.accounts.reconciler.index
+        reconciler = self.accounts.reconciler
         try:
-            journal.save_account_index(index.accounts(), index.tail)
+            journal.save_account_index(reconciler.index.accounts(), reconciler.index.tail, reconciler.owner)
         except JournalError as exc:
             logger.warning("the account index was not saved in the journal: %s", exc)
 

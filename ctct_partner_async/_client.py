@@ -18,6 +18,7 @@ Every operation takes ``timeout=``: seconds each request it sends may take, in p
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
@@ -230,6 +231,9 @@ class PartnerClient(_Lifecycle):
             self._pipeline.share_budget(shared, space)
             self._redis = shared if redis is None else None
         self.accounts = Accounts(self._pipeline, options.clock)
+        # whose account list the reconciler reads: a journal's index of another key's is never used
+        owner = hashlib.sha256(f"{options.base_url}\n{api_key}".encode()).hexdigest()[:32]
+        self.accounts.reconciler.owner = owner
         self.webhooks = Webhooks(self._pipeline)
         self.bulk = Bulk(self.accounts)
 

@@ -173,6 +173,9 @@ class Reconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.index = AccountIndex()
+        self.owner = ""
+        """Whose list this is (a fingerprint of the API key and base URL, set by the client): an index
+        kept elsewhere is taken only from the same owner."""
         self.sweeps = 0
         self.full_sweeps = 0
         self.batch_interval = 1.0

@@ -211,10 +211,15 @@ class Journal:
         ).fetchall()
         return [Entry(*row) for row in rows]
 
-    def account_index(self) -> tuple[list[AccountSummary], str | None]:
-        """The account list as stored by the last job or sync: its accounts, and its tail's href
-        (``None``: none stored, so the next lookup reads the whole list)."""
+    def account_index(self, owner: str | None) -> tuple[list[AccountSummary], str | None]:
+        """The account list as stored by the last job or sync for ``owner`` (a fingerprint of the API
+        key and base URL whose list it is; ``None``: whoever's is stored): its accounts, and its tail's
+        href. Nothing (and ``None``: the next lookup reads the whole list) if none is stored, or another
+        key's is."""
         try:
+            stored = self._db.execute("SELECT value FROM list_state WHERE name = 'owner'").fetchone()
+            if owner is not None and (stored is None or stored[0] != owner):
+                return [], None
             rows = self._db.execute(
                 "SELECT encoded_account_id, site_owner_name, organization_name FROM accounts ORDER BY rowid"
             ).fetchall()
@@ -226,13 +231,18 @@ class Journal:
         ]
         return accounts, tail[0] if tail else None
 
-    def save_account_index(self, accounts: list[AccountSummary], tail: str | None) -> None:
+    def save_account_index(self, accounts: list[AccountSummary], tail: str | None, owner: str) -> None:
         """Store the index (``accounts`` added to those stored, by id) and its ``tail``, in one go."""
         rows = [(a.encoded_account_id, a.site_owner_name, a.organization_name) for a in accounts]
         db = self._db
         try:
             db.execute("BEGIN")  # one transaction: a crash keeps the old index or the new one
             try:
+                stored = db.execute("SELECT value FROM list_state WHERE name = 'owner'").fetchone()
+                if stored is None or stored[0] != owner:  # another key's list: replaced, never mixed
+                    db.execute("DELETE FROM accounts")
+                    db.execute("DELETE FROM list_state")
+                    db.execute("INSERT INTO list_state VALUES ('owner', ?)", (owner,))
                 db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?)", rows)
                 if tail is not None:
                     db.execute("INSERT OR REPLACE INTO list_state VALUES ('tail', ?)", (tail,))

@@ -115,7 +115,7 @@ async def test_a_journal_keeps_the_index_so_a_later_job_with_a_new_client_starts
             ]
     assert first_pages(sb) == 1
     with Journal(path, job="other") as journal:
-        accounts, tail = journal.account_index()
+        accounts, tail = journal.account_index(None)
     assert tail is not None and len(accounts) >= EXISTING  # every page the sweep read, whoever asked
     async with client_for(sb, clock, rate_limit=None) as client:
         with Journal(path, job="provision") as journal:
@@ -189,3 +189,26 @@ async def test_looks_within_the_batch_interval_share_one_read_of_the_tail() -> N
     found = await asyncio.gather(*looks)
     assert [f.encoded_account_id for f in found if f is not None] == [f"id{i}" for i in range(3, 8)]
     assert len(reads) == 2 and reconciler.full_sweeps == 0
+
+
+def test_a_journal_index_is_used_only_for_the_key_whose_list_it_is(tmp_path: Path) -> None:
+    """The index is stored with a fingerprint of the API key and base URL: another key's client gets
+    nothing from it (so never another partner's account id), and saving its own replaces it whole."""
+    mine = [AccountSummary(encoded_account_id="a07e1mine0001", site_owner_name="user_mine")]
+    theirs = [AccountSummary(encoded_account_id="a07e1other001", site_owner_name="user_other")]
+    with Journal(tmp_path / "j.sqlite", job="provision") as journal:
+        journal.save_account_index(mine, "/v3/partner/accounts?offset=MA*", "key-a")
+        assert journal.account_index("key-a") == (mine, "/v3/partner/accounts?offset=MA*")
+        assert journal.account_index("key-b") == ([], None)
+        journal.save_account_index(theirs, None, "key-b")
+        assert journal.account_index("key-b") == (theirs, None)
+        assert journal.account_index("key-a") == ([], None)
+        assert journal.account_index(None) == (theirs, None)  # accounts list --from-journal: what is there
+
+    async def token() -> str:
+        return "jwt"
+
+    clients = [PartnerClient(api_key=k, token_provider=token, base_url="http://127.0.0.1:9/v3", environ={})
+               for k in ("key-a", "key-b")]  # fmt: skip
+    owners = {c.accounts.reconciler.owner for c in clients}
+    assert len(owners) == 2 and not any("key-" in o for o in owners)

@@ -65,10 +65,11 @@ async def accounts_sync(args: argparse.Namespace) -> int:
     with _journal(args.journal) as journal:
         async with make_client(args) as client:
             reconciler = client.accounts.reconciler
-            before = len(journal.account_index()[0])
-            reconciler.warm(*journal.account_index())
+            stored = journal.account_index(reconciler.owner)
+            before = len(stored[0])
+            reconciler.warm(*stored)
             total = await reconciler.refresh(full=args.full, within=args.within)
-            journal.save_account_index(reconciler.index.accounts(), reconciler.index.tail)
+            journal.save_account_index(reconciler.index.accounts(), reconciler.index.tail, reconciler.owner)
         read = "the whole list" if reconciler.full_sweeps else "the list's tail"
         print(f"{total} accounts in {printable(args.journal)} ({total - before} new; read {read}, "
               f"{client.accounts.reconciler.sweeps} sweep)")  # fmt: skip
@@ -80,7 +81,7 @@ async def accounts_list(args: argparse.Namespace) -> int:
     with ``--from-journal``, the journal's index (id, user name, organization) without a request."""
     if args.from_journal is not None:
         with _journal(args.from_journal) as journal:
-            accounts, _ = journal.account_index()
+            accounts, _ = journal.account_index(None)
         if args.json:
             for account in accounts:
                 print(json_line(account_record(account)))
