@@ -5,8 +5,8 @@
 
 Everything public is importable from here; modules whose names start with ``_`` are internal. The
 public submodules are ``testing`` (``MockTransport`` and the pytest fixture), ``sandbox``, ``journal``,
-``sources``, ``shared`` (state shared between processes in Redis, the ``[redis]`` extra) and ``cli`` (the
-``ctct-partner`` command).
+``sources``, ``notifications`` (receiving partner webhooks), ``shared`` (state shared between processes
+in Redis, the ``[redis]`` extra) and ``cli`` (the ``ctct-partner`` command).
 """
 
 from ._auth import (
@@ -34,6 +34,7 @@ from ._errors import (
     FieldError,
     MalformedResponseError,
     NotFoundError,
+    NotificationError,
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
@@ -61,8 +62,10 @@ from ._models import (
     CreatedAccount,
     CreateResult,
     CreateStatus,
+    EventType,
     LegacyPlan,
     NewAccount,
+    PartnerNotification,
     Plan,
     PlanChange,
     PlanType,
@@ -108,6 +111,7 @@ __all__ = [
     "CreatedAccount",
     "CredentialsRefusedError",
     "CtctError",
+    "EventType",
     "FakeClock",
     "FieldError",
     "Journal",
@@ -117,9 +121,11 @@ __all__ = [
     "MemoryTokenCache",
     "NewAccount",
     "NotFoundError",
+    "NotificationError",
     "Outcome",
     "OutcomeState",
     "PartnerClient",
+    "PartnerNotification",
     "PermissionDeniedError",
     "Plan",
     "PlanChange",

@@ -12,6 +12,7 @@ Every exception derives from :class:`CtctError`::
     ├── WrongEventLoopError        the client was used from an event loop other than its own; a RuntimeError
     ├── MalformedResponseError     a success status with a body that isn't the documented JSON
     ├── UnconfirmedCreateError     an account creation that may have happened but can't be confirmed yet
+    ├── NotificationError          a webhook notification refused: unsigned, forged, stale or malformed
     ├── TransportError             nothing usable came back over the wire
     │   ├── ConnectError           the request never left: always safe to retry
     │   └── ResponseError          the request may have been received: retry only what is safe
@@ -57,6 +58,7 @@ __all__ = [
     "FieldError",
     "MalformedResponseError",
     "NotFoundError",
+    "NotificationError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
@@ -208,6 +210,23 @@ class UnconfirmedCreateError(CtctError):
     the account list. Create it again with ``previously_attempted=True`` (a bulk job with a journal does
     this on its next run): a 409 is then reconciled, never reported.
     """
+
+
+class NotificationError(CtctError):
+    """A webhook notification that is refused, with the HTTP status a receiver should answer.
+
+    ``reason`` says why, as a short code: ``missing_signature``, ``bad_signature``, ``stale``,
+    ``future`` (401); ``malformed`` (400); ``wrong_api_key`` (403); ``keys_unavailable``, ``busy``
+    (503: the sender retries). The message never quotes the body, a signature, a key or a secret.
+    """
+
+    STATUS = {"missing_signature": 401, "bad_signature": 401, "stale": 401, "future": 401, "malformed": 400,
+              "wrong_api_key": 403, "keys_unavailable": 503, "busy": 503}  # fmt: skip
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = self.STATUS.get(reason, 400)
 
 
 class TransportError(CtctError):

@@ -24,8 +24,10 @@ __all__ = [
     "CreateResult",
     "CreateStatus",
     "CreatedAccount",
+    "EventType",
     "LegacyPlan",
     "NewAccount",
+    "PartnerNotification",
     "Plan",
     "PlanChange",
     "PlanType",
@@ -271,6 +273,39 @@ class WebhookSubscription:
     hook_uri: str | None = None
     topic_name: str | None = None
     topic_description: str | None = None
+
+
+class EventType:
+    """Known ``event_type`` values of a partner webhook notification. The field is an open string."""
+
+    TIER_INCREASE = "tier.increase"
+    TIER_DECREASE = "tier.decrease"
+    ACCOUNT_CANCEL = "account.cancel"
+    ACCOUNT_DISABLE = "account.disable"
+
+    TOPICS: Mapping[str, WebhookTopic] = {
+        TIER_INCREASE: WebhookTopic.BILLING_TIER_UPGRADE,
+        TIER_DECREASE: WebhookTopic.BILLING_TIER_DOWNGRADE,
+        ACCOUNT_CANCEL: WebhookTopic.ACCOUNT_CANCELLED,
+        ACCOUNT_DISABLE: WebhookTopic.ACCOUNT_DISABLED,
+    }
+    """The topic each known event type is sent for."""
+
+
+@attrs.frozen(kw_only=True)
+class PartnerNotification:
+    """A verified partner webhook notification: a pointer to state, not the state itself.
+
+    ``url`` names what changed (``.../partner/accounts/{id}/plan``); ``account_id`` is parsed from it
+    (``None`` if it names no account); ``topic`` is the topic of a known ``event_type`` (``None`` for an
+    unknown one). ``api_key`` is the partner API key the body names: a secret, never in a repr.
+    """
+
+    event_type: str
+    url: str
+    account_id: str | None = None
+    topic: WebhookTopic | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -17,7 +17,6 @@ threads for every request (measured: five times the CPU of a request to the sand
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import threading
 import warnings
 from asyncio import AbstractEventLoop, get_running_loop
@@ -30,12 +29,12 @@ from multidict import CIMultiDict
 
 from . import _errors as errors
 from ._protocol import Request, Response, resolve_url
+from ._validation import is_loopback_host
 from ._version import __version__
 
 __all__ = ["USER_AGENT", "LoopBinding", "Proxies", "Timeouts", "Transport", "check_url"]
 
 USER_AGENT = f"ctct-partner-async/{__version__} aiohttp/{aiohttp.__version__}"
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
 @attrs.frozen(kw_only=True)
@@ -52,15 +51,6 @@ class Timeouts:
 
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect, sock_read=self.read)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 Route = tuple[str | None, Mapping[str, str] | None]
@@ -118,7 +108,7 @@ class Proxies:
         parts = urlsplit(origin)
         host = (parts.hostname or "").rstrip(".")
         route = self._routes.get(parts.scheme)
-        if route is None or _is_loopback(host) or self._bypassed(host, parts.port):
+        if route is None or is_loopback_host(host) or self._bypassed(host, parts.port):
             return DIRECT
         return route
 
@@ -157,7 +147,7 @@ def check_url(url: str, *, setting: str) -> str:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback_host(host):
         return url
     rule = "must be an https:// URL (plain http:// only on a loopback host)"
     raise errors.ValidationError([errors.FieldError(setting, rule)])

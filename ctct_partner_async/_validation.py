@@ -17,9 +17,11 @@ tab, line feed and carriage return. A rule names the first such code point, exce
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import TypeGuard
+from urllib.parse import urlsplit
 
 from ._errors import FieldError, ValidationError
 from ._models import (
@@ -46,6 +48,7 @@ __all__ = [
     "check_text",
     "check_topic_id",
     "check_unsubscribe",
+    "is_loopback_host",
     "new_account_problems",
     "plan_change_problems",
 ]
@@ -405,11 +408,31 @@ def check_topic_id(topic_id: int) -> None:
         raise ValidationError([FieldError("topic_id", "must be a positive integer")])
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_hook_uri(hook_uri: str) -> None:
-    """Raise ``ValidationError`` unless ``hook_uri`` is an https URL of at most 512 characters."""
+    """Raise ``ValidationError`` unless ``hook_uri`` is an https URL (or http on a loopback host, for a
+    local receiver such as the sandbox's) of at most 512 characters."""
     problems: list[FieldError] = []
-    if not hook_uri.startswith("https://") or len(hook_uri) <= len("https://"):
-        problems = [FieldError("hook_uri", "must be an https:// URL")]
+    try:
+        parts = urlsplit(hook_uri) if isinstance(hook_uri, str) else None
+    except ValueError:  # a malformed IPv6 host
+        parts = None
+    https = parts is not None and parts.scheme == "https" and bool(parts.hostname)
+    local = parts is not None and parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+    if not (https or local):
+        problems = [FieldError("hook_uri", "must be an https:// URL (http:// only on a loopback host)")]
     elif len(hook_uri) > MAX_HOOK_URI:
         problems = [FieldError("hook_uri", f"must be at most {MAX_HOOK_URI} characters")]
     problems.extend(_chars("hook_uri", hook_uri))

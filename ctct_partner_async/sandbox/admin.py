@@ -4,8 +4,9 @@
 saying what it does.
 
 ``GET accounts`` · ``POST accounts`` (seed one: ``{"login_name", ...}``) · ``GET accounts/{id}`` ·
-``GET stats`` · ``GET requests`` (``?limit=N``: the last N) · ``GET webhooks`` · ``GET``/``PUT faults``
-(PUT merges; 400 on an unknown name or bad value) · ``POST reset`` · ``POST revoke-tokens``.
+``GET stats`` · ``GET requests`` (``?limit=N``: the last N) · ``GET webhooks`` · ``GET deliveries`` ·
+``POST deliveries/flush`` · ``POST rotate-webhook-key`` · ``GET``/``PUT faults`` (PUT merges; 400 on an
+unknown name or bad value) · ``POST reset`` · ``POST revoke-tokens``.
 Admin requests are not counted, logged, limited or faulted.
 """
 
@@ -75,6 +76,22 @@ async def get_webhooks(request: web.Request, sandbox: Sandbox) -> Reply:
     return Reply(200, sandbox.webhook_subscriptions())
 
 
+async def get_deliveries(request: web.Request, sandbox: Sandbox) -> Reply:
+    """The webhook deliveries with their attempts and answers, oldest first."""
+    return Reply(200, sandbox.deliveries())
+
+
+async def flush_deliveries(request: web.Request, sandbox: Sandbox) -> Reply:
+    """Make every webhook attempt that is due by the sandbox clock now; answer how many were made."""
+    return Reply(200, {"attempts": await sandbox.outbox.flush()})
+
+
+async def rotate_webhook_key(request: web.Request, sandbox: Sandbox) -> Reply:
+    """Sign webhooks with a new key (the JWKS keeps the old one after it)."""
+    sandbox.outbox.signer.rotate()
+    return Reply(200, {"keys": len(sandbox.outbox.signer.jwks()["keys"])})  # type: ignore[arg-type]
+
+
 async def get_faults(request: web.Request, sandbox: Sandbox) -> Reply:
     """The live fault settings."""
     return Reply(200, sandbox.faults.as_dict())
@@ -127,6 +144,9 @@ ADMIN_ROUTES: list[tuple[str, str, AdminHandler]] = [
     ("GET", "/stats", get_stats),
     ("GET", "/requests", get_requests),
     ("GET", "/webhooks", get_webhooks),
+    ("GET", "/deliveries", get_deliveries),
+    ("POST", "/deliveries/flush", flush_deliveries),
+    ("POST", "/rotate-webhook-key", rotate_webhook_key),
     ("GET", "/faults", get_faults),
     ("PUT", "/faults", put_faults),
     ("POST", "/reset", post_reset),

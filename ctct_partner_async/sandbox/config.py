@@ -18,9 +18,9 @@ LIST_ORDERS = ("creation", "reverse", "shuffled")
 
 PROBABILITIES = (
     "create_503", "throttle_429", "error_403", "error_406", "error_500", "error_502", "error_504",
-    "drop_after_commit",
+    "drop_after_commit", "webhook_drop",
 )  # fmt: skip
-DELAYS = ("latency", "deferred_delay", "token_latency")
+DELAYS = ("latency", "deferred_delay", "token_latency", "webhook_delay")
 TOKEN_FAIL_STATUSES = range(400, 600)
 """What ``token_fail_status`` may be: an error status (4xx or 5xx)."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -34,7 +34,9 @@ class Faults:
     ``fault_operations`` restricts the probabilistic faults to the named operations (empty: all of them).
     ``latency`` and ``token_latency`` are real delays (``asyncio.sleep``), not clock time.
     ``token_fail_next`` is a one-shot fault: the next that many token requests answer ``token_fail_status``
-    (each one takes one off), then the endpoint behaves again.
+    (each one takes one off), then the endpoint behaves again. ``webhook_drop`` loses a webhook delivery
+    before its first attempt; ``webhook_delay`` holds each delivery's first attempt back that many seconds
+    of the sandbox clock.
     """
 
     latency: float = 0.0
@@ -51,6 +53,8 @@ class Faults:
     token_outage: bool = False
     token_fail_next: int = 0
     token_fail_status: int = 503
+    webhook_drop: float = 0.0
+    webhook_delay: float = 0.0
     fault_operations: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -162,6 +166,11 @@ class SandboxConfig:
 
     ``rate_limit``, ``daily_quota`` and ``token_rate_limit`` are off when 0. ``faults`` is copied into
     the running sandbox, so changing the live faults never changes the config (``reset()`` goes back to it).
+
+    Webhook deliveries (:mod:`.outbox`): an attempt without a 2xx is retried every
+    ``webhook_retry_interval`` seconds of ``clock`` for ``webhook_retry_for`` seconds; each attempt may
+    take ``webhook_timeout`` real seconds; ``webhook_hmac_secret`` adds the v2 HMAC header;
+    ``webhook_remote`` lets deliveries leave loopback (off: only loopback hook URIs are called).
     """
 
     client_id: str = "sandbox-client"
@@ -178,6 +187,11 @@ class SandboxConfig:
     request_log_size: int = 10_000
     existing_accounts: int = 0
     list_order: str = "creation"
+    webhook_retry_interval: float = 60.0
+    webhook_retry_for: float = 3600.0
+    webhook_timeout: float = 10.0
+    webhook_hmac_secret: str | None = None
+    webhook_remote: bool = False
 
     def __post_init__(self) -> None:
         if self.token_ttl <= 0:
@@ -190,5 +204,9 @@ class SandboxConfig:
             raise ValueError("request_log_size cannot be negative")
         if self.existing_accounts < 0:
             raise ValueError("existing_accounts cannot be negative")
+        if self.webhook_retry_interval <= 0 or self.webhook_timeout <= 0:
+            raise ValueError("webhook_retry_interval and webhook_timeout must be positive")
+        if self.webhook_retry_for < 0:
+            raise ValueError("webhook_retry_for cannot be negative")
         if self.list_order not in LIST_ORDERS:
             raise ValueError(f"list_order must be one of {', '.join(LIST_ORDERS)}")

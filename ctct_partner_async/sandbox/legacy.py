@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import plans
+from . import plans, webhooks
 from .pipeline import Call, Gate, Route, reader, writer
 from .replies import Refusal, Reply, error_list, invalid
 from .state import Sandbox
@@ -59,10 +59,13 @@ def put_plan(sandbox: Sandbox, call: Call) -> Reply:
     """``PUT /v2/partner/accounts/{account_id}/plan``: a plan change or a cancel."""
     account = _account(sandbox, call)
     body = call.json()
+    old_plan = account.plan_type
     if "status" in body:
         _cancel(account, body)
+        webhooks.canceled(sandbox, call, account)
     else:
         _change(account, body, call.now)
+        webhooks.plan_changed(sandbox, call, account, old_plan)
     return Reply(200, plans.legacy_view(account))
 
 

@@ -12,7 +12,7 @@ import base64
 import binascii
 from urllib.parse import urlencode
 
-from . import plans
+from . import plans, webhooks
 from .pipeline import Call, Route, reader, writer
 from .replies import Refusal, Reply, error_list, invalid, not_found
 from .state import Sandbox
@@ -119,10 +119,12 @@ def set_plan(sandbox: Sandbox, call: Call) -> Reply:
     account = require_account(sandbox, call)
     body = call.checked(check_plan_change)
     day = body.get("billing_day_of_month")
+    old_plan = account.plan_type
     plans.change_plan(account, str(body["plan_type"]), day if isinstance(day, int) else None, call.now)
     group = body.get("plan_group_id")
     if isinstance(group, int):
         account.plan_group_id = group
+    webhooks.plan_changed(sandbox, call, account, old_plan)
     return Reply(200, plans.plan_view(account))
 
 
@@ -137,6 +139,7 @@ def cancel_account(sandbox: Sandbox, call: Call) -> Reply:
     effective = body.get("effective_date")
     effective_text = effective if isinstance(effective, str) else plans.default_effective_date(call.now)
     echo = plans.cancel(account, reason if isinstance(reason, int) else None, effective_text)
+    webhooks.canceled(sandbox, call, account)
     return Reply(200, echo)
 
 

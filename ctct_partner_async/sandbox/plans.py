@@ -51,12 +51,17 @@ def cancel(account: Account, reason_id: int | None, effective_date: str) -> dict
     return echo
 
 
+def price(plan_type: str) -> float:
+    """A plan's monthly price: what ranks plans into tiers for the webhook topics."""
+    return _PRICES.get(plan_type, 30.0)
+
+
 def tiers(account: Account) -> list[dict[str, object]]:
     """The account's current usage tiers (one contacts tier: nobody has contacts in the sandbox)."""
     currency = "GBP" if str(account.profile.get("billing_locale", "")).lower() == "en_gb" else "USD"
     return [{
         "usage_type": "CONTACTS", "current_usage": 0, "tier": 1, "tier_min": 0, "tier_max": 500,
-        "price": _PRICES.get(account.plan_type, 30.0), "currency_code": currency,
+        "price": price(account.plan_type), "currency_code": currency,
     }]  # fmt: skip
 
 

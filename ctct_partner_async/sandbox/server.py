@@ -1,7 +1,8 @@
 """Wiring: :func:`create_app` builds the aiohttp application; :func:`run_sandbox` serves it on loopback.
 
 Layout of one app: the v3 partner API under ``/v3``, the token endpoint at ``/oauth2/token``, the legacy
-plan endpoint under ``/v2`` and introspection under ``/_sandbox``.
+plan endpoint under ``/v2``, the webhook signing keys at ``/.well-known/jwks.json`` and introspection
+under ``/_sandbox``. While the app runs, its webhook deliveries are sent in the background.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .admin import ADMIN_PREFIX, ADMIN_ROUTES, AiohttpHandler, admin_endpoint
 from .config import SandboxConfig
 from .credentials import legacy_gate, partner_gate
 from .oauth import token_endpoint
+from .outbox import sending
 from .pipeline import Gate, Route, endpoint
 from .replies import error_list, render
 from .state import Sandbox
@@ -26,6 +28,7 @@ SANDBOX_KEY = web.AppKey("ctct_partner_sandbox", Sandbox)
 V3_PREFIX = "/v3"
 V2_PREFIX = "/v2"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a secret
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 def _add_api(app: web.Application, sandbox: Sandbox, prefix: str, routes: list[Route], gate: Gate) -> None:
@@ -49,6 +52,14 @@ async def json_routing_errors(request: web.Request, handler: AiohttpHandler) -> 
         return reply
 
 
+async def jwks(request: web.Request, sandbox: Sandbox) -> web.StreamResponse:
+    """The public keys that check the webhook signatures (501 without the ``[webhooks]`` extra)."""
+    if not sandbox.outbox.signer.available():
+        reply = error_list(501, "not_implemented", "Signing needs ctct-partner-async[webhooks]")
+        return render(reply)
+    return web.json_response(sandbox.outbox.signer.jwks())
+
+
 def create_app(config: SandboxConfig | None = None) -> web.Application:
     """A new sandbox application; its state is ``app[SANDBOX_KEY]``."""
     sandbox = Sandbox(config if config is not None else SandboxConfig())
@@ -58,8 +69,15 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     _add_api(app, sandbox, V3_PREFIX, v3_routes, partner_gate)
     _add_api(app, sandbox, V2_PREFIX, legacy.ROUTES, legacy.negotiating(legacy_gate))
     app.router.add_post(TOKEN_PATH, functools.partial(token_endpoint, sandbox=sandbox))
+    app.router.add_get(JWKS_PATH, functools.partial(jwks, sandbox=sandbox))
     for method, path, handler in ADMIN_ROUTES:
         app.router.add_route(method, ADMIN_PREFIX + path, admin_endpoint(sandbox, handler))
+
+    async def deliver_webhooks(app: web.Application) -> AsyncIterator[None]:
+        async with sending(sandbox.outbox):
+            yield
+
+    app.cleanup_ctx.append(deliver_webhooks)
     return app
 
 
@@ -92,6 +110,11 @@ class SandboxHandle:
     def legacy_url(self) -> str:
         """The v2 base, ``.../v2``."""
         return self.url + V2_PREFIX
+
+    @property
+    def jwks_url(self) -> str:
+        """The webhook signing keys, ``.../.well-known/jwks.json`` (for ``JwsVerifier``)."""
+        return self.url + JWKS_PATH
 
     @property
     def admin_url(self) -> str:

@@ -9,6 +9,7 @@ from .config import SandboxConfig
 from .faults import FaultInjector
 from .ledger import Ledger, LogEntry
 from .limits import KeyLimiter, TokenBucket
+from .outbox import Outbox
 from .store import Account, AccountStore
 from .tokens import TokenIssuer
 from .validation import LOGIN_NAME
@@ -24,6 +25,7 @@ class Sandbox:
         self.injector = FaultInjector(self.faults, config.seed)
         self.tokens = TokenIssuer()
         self.ledger = Ledger(config.request_log_size)
+        self.outbox = Outbox(config, self.ledger, self.injector)
         self._fresh_state()
 
     def _fresh_state(self) -> None:
@@ -31,6 +33,7 @@ class Sandbox:
         self.store = AccountStore(config.seed, config.list_order)
         self.store.seed(config.existing_accounts, self.clock())
         self.webhooks: dict[int, str] = {}
+        self.outbox.clear()
         self.limiter = KeyLimiter(config.rate_limit, config.daily_quota)
         self.token_buckets: dict[str, TokenBucket] = {}
 
@@ -76,6 +79,18 @@ class Sandbox:
         """Subscribed topic ids (as strings) and their callback URIs."""
         return {str(topic): uri for topic, uri in sorted(self.webhooks.items())}
 
+    def notify(self, topic_id: int, event_type: str, url: str, *, test: bool = False) -> bool:
+        """Deliver ``event_type`` for ``url`` if ``topic_id`` is subscribed; whether it is."""
+        hook_uri = self.webhooks.get(topic_id)
+        if hook_uri is None:
+            return False
+        self.outbox.enqueue(topic_id, event_type, url, hook_uri, test=test)
+        return True
+
+    def deliveries(self) -> list[dict[str, object]]:
+        """Every webhook delivery with its attempts, oldest first (never the body's API key)."""
+        return self.outbox.views()
+
     def stats(self) -> dict[str, object]:
         """Counters: requests, statuses, operations, faults, creates and tokens."""
         self.settle()
@@ -98,6 +113,9 @@ class Sandbox:
             "deferred_dropped": counts["deferred_dropped"],
             "connections_dropped": ledger.statuses["dropped"],
             "webhook_tests": counts["webhook_tests"],
+            "webhook_events": counts["webhook_events"],
+            "webhook_attempts": counts["webhook_attempts"],
+            "webhooks_delivered": counts["webhooks_delivered"],
             "accounts": len(self.store),
             "quota_used_today": self.limiter.used_today,
         }
@@ -112,8 +130,8 @@ class Sandbox:
         return self.tokens.revoke_all()
 
     def reset(self) -> None:
-        """Back to a fresh start: no accounts, webhooks, deferred creates, counters or log; faults and
-        limits as configured; the fault and id generators reseeded. Issued tokens stay valid
+        """Back to a fresh start: no accounts, webhooks, deliveries, deferred creates, counters or log;
+        faults and limits as configured; the fault and id generators reseeded. Issued tokens stay valid
         (use :meth:`revoke_tokens` for that), so a client need not hit the token endpoint again."""
         self._fresh_state()
         self.ledger.clear()

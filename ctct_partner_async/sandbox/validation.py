@@ -5,9 +5,11 @@ Hand-written on purpose (no jsonschema at run time): they are cheap and their me
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import TypeGuard
+from urllib.parse import urlsplit
 
 from .clock import parse_iso
 from .plans import PAID_PLANS, TRIAL
@@ -185,12 +187,26 @@ def check_sso_user(body: Body) -> list[str]:
     return problems
 
 
+def is_loopback_uri(uri: str) -> bool:
+    """Whether ``uri``'s host is a loopback one (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = (urlsplit(uri).hostname or "").lower()
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_hook(body: Body) -> list[str]:
-    """The webhook subscription body: an https ``hook_uri`` of at most 512 characters."""
+    """The webhook subscription body: an https ``hook_uri`` (or http on a loopback host, for a local
+    receiver) of at most 512 characters."""
     problems: list[str] = []
     uri = _string(body, "hook_uri", problems, required=True)
-    if uri is not None and not uri.startswith("https://"):
-        problems.append("hook_uri must be an https:// URI")
+    if uri is not None and not (
+        uri.startswith("https://") or (uri.startswith("http://") and is_loopback_uri(uri))
+    ):
+        problems.append("hook_uri must be an https:// URI (http:// only on a loopback host)")
     _length("hook_uri", uri, 9, 512, problems)
     return problems
 
