@@ -14,7 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ctct_partner_async import EventType, FakeClock, NewAccount, PartnerClient, Plan
-from ctct_partner_async.notifications import DISPATCHER, JwsVerifier, PartnerNotification, notification_app
+from ctct_partner_async.notifications import (
+    DISPATCHER,
+    HmacVerifier,
+    JwsVerifier,
+    PartnerNotification,
+    notification_app,
+)
 from ctct_partner_async.sandbox import SandboxConfig, SandboxHandle, run_sandbox
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -248,3 +254,53 @@ async def test_a_failing_handler_is_logged_without_secrets_and_answered_204(
     jwt = await client.token_provider.get_token()
     for secret in (config.api_key, config.client_secret, jwt):
         assert secret not in text
+
+
+async def test_v2_hmac_deliveries_end_to_end_and_no_secret_in_debug_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sandbox with webhook_hmac_secret signs v2 style too: HmacVerifier accepts its real test send
+    (delivered for the topic's event type), and no DEBUG record holds the HMAC secret or the API key."""
+    caplog.set_level(logging.DEBUG)
+    secret = "v2-hmac-secret-for-the-test"
+    config = SandboxConfig(rate_limit=0, daily_quota=0, token_rate_limit=0, webhook_hmac_secret=secret)
+    async with run_sandbox(config) as sb:
+        async with PartnerClient(
+            api_key=config.api_key, client_id=config.client_id, client_secret=config.client_secret,
+            base_url=sb.base_url, token_url=sb.token_url,
+        ) as client:  # fmt: skip
+            got = Receiver()
+            app = notification_app(client, got.on_notification, verifier=HmacVerifier(secret), window=0)
+            async with TestServer(app, host="127.0.0.1") as server:
+                await client.webhooks.subscribe(4, str(server.make_url("/ctct/notifications")))
+                await client.webhooks.send_test(4)
+                async with asyncio.timeout(10):
+                    await got.called.wait()
+                await app[DISPATCHER].aclose()
+        notification, plan = got.calls[0]
+        assert (
+            notification.event_type == EventType.ACCOUNT_DISABLE and plan is None
+        )  # no account: nothing to read
+        assert [a["status"] for a in attempts(sb)] == [204]
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert secret not in text and config.api_key not in text
+
+
+async def test_a_dropped_delivery_never_reaches_the_receiver(
+    sandbox: SandboxHandle, client: PartnerClient, receiver: tuple[Receiver, web.Application, str]
+) -> None:
+    """The webhook_drop fault loses the delivery before its first attempt: state dropped, nothing sent."""
+    got, _, uri = receiver
+    sandbox.sandbox.faults.webhook_drop = 1.0
+    await client.accounts.cancel(await subscribed_account(client, uri))
+    assert await sandbox.sandbox.outbox.flush() == 0
+    assert sandbox.sandbox.deliveries()[0]["state"] == "dropped" and attempts(sandbox) == []
+    assert got.statuses == []
+
+
+async def test_a_hook_uri_off_loopback_is_never_called(sandbox: SandboxHandle, client: PartnerClient) -> None:
+    """An https hook URI on another host is kept (the API accepts it) but its delivery is skipped."""
+    await client.webhooks.subscribe(3, "https://hooks.example/ctct")
+    await client.webhooks.send_test(3)
+    assert await sandbox.sandbox.outbox.flush() == 0
+    assert sandbox.sandbox.deliveries()[0]["state"] == "skipped"

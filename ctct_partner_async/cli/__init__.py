@@ -19,11 +19,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from .._errors import CtctError, ValidationError
 from .._models import PlanType
 from .._version import __version__
+from ..notifications import DEFAULT_JWKS_URL
 from ..sandbox import cli as sandbox_cli
 from ._text import printable
 from .commands import accounts_list, accounts_sync, webhooks_command
 from .demo import demo_command
 from .jobs import bulk_command
+from .listen import webhooks_listen
 from .logs import logging_to_stderr, verbosity, verbosity_options
 from .options import (
     UsageError,
@@ -162,6 +164,27 @@ def _add_webhooks(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     ):
         parser = _sub(actions, name, webhooks_command, text, parents=parents)
         parser.add_argument("topic", type=topic, metavar="TOPIC", help="1-4 or a name (account-cancelled)")
+    listen = _sub(
+        actions, "listen", webhooks_listen,
+        "receive webhooks here: print each verified notification and its re-fetched state as a JSON line",
+        parents=parents,
+    )  # fmt: skip
+    listen.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    listen.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks one)")
+    listen.add_argument("--path", default="/ctct/notifications", help="the hook's path (default %(default)s)")
+    listen.add_argument(
+        "--window", type=seconds, default=2.0, metavar="SECONDS",
+        help="deliveries of one url and event type within it make one line (default 2)",
+    )  # fmt: skip
+    proof = listen.add_mutually_exclusive_group()
+    proof.add_argument(
+        "--jwks-url", default=DEFAULT_JWKS_URL, metavar="URL",
+        help="v3: the JWKS that checks X-CTCT-WEBHOOK-SIG (default: the vendor's)",
+    )  # fmt: skip
+    proof.add_argument(
+        "--hmac-secret-env", metavar="VAR",
+        help="v2: check x-ctct-hmac-sha256 with the secret in this environment variable",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

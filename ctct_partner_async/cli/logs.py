@@ -7,7 +7,9 @@ the command attaches its handler to:
 - ``ctct_partner_async.auth``: token requests and renewals (INFO), failed ones and a failing token
   cache (WARNING), a token taken from the cache (DEBUG);
 - ``ctct_partner_async.cli``: every response the command's client got (DEBUG): method, URL without
-  its query, status, time and attempt.
+  its query, status, time and attempt;
+- ``ctct_partner_async.notifications``: refused webhook deliveries (INFO), a state that could not be
+  read and a JWKS that could not be refreshed (WARNING), a failing handler (ERROR).
 
 No record holds a secret (the hooks' details never carry one). Each line passes through
 :func:`printable`, so a server message in a record can't drive the terminal.
@@ -27,7 +29,8 @@ from ._text import printable
 __all__ = ["LOGGERS", "log_response", "logging_to_stderr", "verbosity", "verbosity_options"]
 
 ROOT = "ctct_partner_async"
-LOGGERS = ("ctct_partner_async", "ctct_partner_async.auth", "ctct_partner_async.cli")
+LOGGERS = ("ctct_partner_async", "ctct_partner_async.auth", "ctct_partner_async.cli",
+           "ctct_partner_async.notifications")  # fmt: skip
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 VERBOSE_HELP = (
     "log to stderr: -v the SDK's retries and token renewals (INFO), -vv also every request (DEBUG); "
