@@ -189,7 +189,10 @@ def check_sso_user(body: Body) -> list[str]:
 
 def is_loopback_uri(uri: str) -> bool:
     """Whether ``uri``'s host is a loopback one (``localhost``, ``127.0.0.0/8``, ``::1``)."""
-    host = (urlsplit(uri).hostname or "").lower()
+    try:
+        host = (urlsplit(uri).hostname or "").lower()
+    except ValueError:  # a malformed IPv6 host
+        return False
     if host in ("localhost", "localhost.localdomain"):
         return True
     try:
