@@ -79,6 +79,11 @@ def _text(body: Mapping[str, Any], name: str, limit: int) -> str:
     return value
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes, lone surrogates (JSON ``\ud800``, a header aiohttp decoded) included."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def account_id_of(url: str) -> str | None:
     """The encoded account id a notification's ``url`` names (``.../partner/accounts/{id}/...``)."""
     found = _ACCOUNT_PATH.search(urlsplit(url).path)
@@ -97,7 +102,10 @@ def parse_body(body: bytes, *, api_key: str | None = None) -> PartnerNotificatio
     if not isinstance(document, dict):
         raise _malformed("not a JSON object")
     url = _text(document, "url", MAX_URL)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 host, a host that breaks NFKC normalisation
+        raise _malformed("url must be an http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise _malformed("url must be an http(s) URL")
     event_type = _text(document, "event_type", MAX_EVENT_TYPE)
@@ -105,7 +113,7 @@ def parse_body(body: bytes, *, api_key: str | None = None) -> PartnerNotificatio
     if named_key is not None and not isinstance(named_key, str):
         raise _malformed("api_key must be a string")
     if api_key is not None and (
-        named_key is None or not hmac.compare_digest(named_key.encode(), api_key.encode())
+        named_key is None or not hmac.compare_digest(_utf8(named_key), _utf8(api_key))
     ):
         raise NotificationError("wrong_api_key", "the notification is not for this receiver's API key")
     return PartnerNotification(
@@ -128,7 +136,7 @@ def verify_hmac(secret: bytes, headers: Mapping[str, str], body: bytes) -> None:
     given = header_value(headers, HMAC_HEADER)
     if not given:
         raise NotificationError("missing_signature", f"no {HMAC_HEADER} header")
-    if not hmac.compare_digest(given.strip().encode(), hmac_signature(secret, body).encode()):
+    if not hmac.compare_digest(_utf8(given.strip()), hmac_signature(secret, body).encode()):
         raise NotificationError("bad_signature", f"the {HMAC_HEADER} signature does not match the body")
 
 

@@ -217,10 +217,12 @@ class JwsVerifier:
         ) as answer:
             if answer.status != 200:
                 raise ValueError(f"HTTP {answer.status}")
-            raw = await answer.content.read(MAX_JWKS + 1)
-        if len(raw) > MAX_JWKS:
-            raise ValueError("the JWKS is too large")
-        keys = _notify.load_rsa_keys(json.loads(raw.decode("utf-8")))
+            raw = bytearray()
+            async for chunk in answer.content.iter_chunked(64 * 1024):  # to the end, however it arrives
+                raw += chunk
+                if len(raw) > MAX_JWKS:
+                    raise ValueError("the JWKS is too large")
+        keys = _notify.load_rsa_keys(json.loads(bytes(raw).decode("utf-8")))
         if not keys:
             raise ValueError("the JWKS holds no RS256 key")
         logger.debug("fetched the webhook JWKS from %s: %d RS256 keys", self._host(), len(keys))

@@ -3,6 +3,7 @@ loopback, each accepted or refused as it should be."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -271,3 +272,45 @@ async def test_an_unknown_event_type_and_a_url_naming_no_account_still_parse() -
     )
     got = await parse_notification({}, body.encode(), verifier=None, api_key="k")
     assert (got.topic, got.account_id, got.event_type) == (None, None, "new.thing")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"url": "http://[x/partner/accounts/1", "event_type": "a", "api_key": "k"}',
+        '{"url": "https://h\uff0fx/partner/accounts/1", "event_type": "a", "api_key": "k"}'.encode(),
+        b'{"url": "https://x.example/v3/partner/accounts/a1/plan", "event_type": "a", "api_key": "\\ud800"}',
+    ],
+    ids=["bad-ipv6-host", "nfkc-breaking-host", "lone-surrogate-key"],
+)
+async def test_a_hostile_body_is_refused_never_a_crash(body: bytes) -> None:
+    """A url urlsplit can't split, or an api_key holding a lone surrogate: a NotificationError (400, 403)."""
+    with pytest.raises(NotificationError) as info:
+        await parse_notification({}, body, verifier=None, api_key="k")
+    assert info.value.status in (400, 403)
+
+
+async def test_an_hmac_header_that_is_not_utf8_is_refused() -> None:
+    """aiohttp hands on undecodable header bytes as surrogates: a 401, not a crash."""
+    with pytest.raises(NotificationError) as info:
+        await parse_notification({"x-ctct-hmac-sha256": "\udcff"}, BODY, verifier=HmacVerifier("s"))
+    assert info.value.reason == "bad_signature"
+
+
+async def test_a_jwks_arriving_in_pieces_is_read_whole(clock: FakeClock) -> None:
+    """A JWKS written in two chunks, apart in time, is read to its end."""
+    document = json.dumps({"keys": [public_jwk(KEY_A)]}).encode()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        await answer.write(document[:100])
+        await asyncio.sleep(0.05)
+        await answer.write(document[100:])
+        await answer.write_eof()
+        return answer
+
+    app = web.Application()
+    app.router.add_get("/jwks", slow)
+    async with TestServer(app, host="127.0.0.1") as server:
+        await check(str(server.make_url("/jwks")), clock, {"X-CTCT-WEBHOOK-SIG": sign(KEY_A, BODY)})

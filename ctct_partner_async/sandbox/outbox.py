@@ -86,8 +86,9 @@ class Outbox:
         self._warned_unsigned = False
 
     def clear(self) -> None:
-        """Forget every delivery (``reset``)."""
+        """Forget every delivery and number them from 1 again (``reset``)."""
         self.deliveries.clear()
+        self._ids = itertools.count(1)
 
     def enqueue(
         self, topic_id: int, event_type: str, url: str, hook_uri: str, *, test: bool = False
