@@ -51,6 +51,7 @@ from ._errors import (
     ValidationError,
 )
 from ._models import EventType, PartnerNotification, Plan
+from ._provisioning import check_seconds
 from ._transport import check_url
 
 __all__ = [
@@ -91,11 +92,12 @@ NotificationHandler = Callable[[PartnerNotification, Plan | None], Awaitable[obj
 """``on_notification(notification, plan)``: a coroutine function or a plain function."""
 
 
-def _positive(name: str, value: float, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError([FieldError(name, "must be a finite number of seconds")])
-    if value < 0 or (value == 0 and not zero):
-        raise ValidationError([FieldError(name, "must be above 0" if not zero else "cannot be negative")])
+def _seconds(name: str, value: float, *, zero: bool = False) -> float:
+    """``value`` as float seconds: finite and 0 or more (the SDK's ``check_seconds``), above 0 unless
+    ``zero``."""
+    check_seconds(name, value)
+    if value == 0 and not zero:
+        raise ValidationError([FieldError(name, "must be above 0")])
     return float(value)
 
 
@@ -140,10 +142,10 @@ class JwsVerifier:
     ) -> None:
         _notify.require_jwcrypto()
         self.jwks_url = check_url(jwks_url, setting="jwks_url")
-        self.tolerance = _positive("tolerance", tolerance)
-        self.jwks_ttl = _positive("jwks_ttl", jwks_ttl)
-        self.refetch_interval = _positive("refetch_interval", refetch_interval, zero=True)
-        self.timeout = _positive("timeout", timeout)
+        self.tolerance = _seconds("tolerance", tolerance)
+        self.jwks_ttl = _seconds("jwks_ttl", jwks_ttl)
+        self.refetch_interval = _seconds("refetch_interval", refetch_interval, zero=True)
+        self.timeout = _seconds("timeout", timeout)
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
         self._clock = clock
@@ -299,7 +301,7 @@ class NotificationDispatcher:
     ) -> None:
         self._client = client
         self._handler = on_notification
-        self.window = _positive("window", window, zero=True)
+        self.window = _seconds("window", window, zero=True)
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValidationError([FieldError("max_pending", "must be a whole number of at least 1")])
         self.max_pending = max_pending
