@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover, scale, shared
+from benchmarks import bench_sandbox, memory, overhead, ratelimit, rollover, scale, shared, telemetry
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -76,6 +76,7 @@ def run_all(quick: bool, only: set[str]) -> dict[str, float]:
         "memory": lambda: asyncio.run(memory.run(quick=quick)),
         "shared": lambda: asyncio.run(shared.run(quick=quick)),
         "scale": lambda: asyncio.run(scale.run(quick=quick)),
+        "telemetry": lambda: asyncio.run(telemetry.run(quick=quick)),
         "sandbox": lambda: {
             (k if k.startswith(("sandbox_", "bare_")) else f"sandbox_{k}"): v
             for k, v in bench_sandbox.run(quick).items()

@@ -33,6 +33,7 @@ from ._models import (
     SsoUser,
     UnsubscribeRequest,
 )
+from ._observe import Observer
 from ._protocol import CallLog, Request, Response, Sender
 
 __all__ = ["Accounts"]
@@ -45,6 +46,8 @@ class Accounts:
         self._client = client
         self.clock = clock
         self.reconciler = provisioning.Reconciler(self._read_page, clock)
+        self.observer: Observer | None = None
+        """Hears each create as one operation (``telemetry.instrument`` sets it)."""
 
     async def aclose(self) -> None:
         """Cancel an account-list sweep in flight (the client calls this when it closes)."""
@@ -126,6 +129,7 @@ class Accounts:
             reconcile_timeout=reconcile_timeout,
             adopt_existing=adopt_existing,
             on_sent=on_sent,
+            observer=self.observer,
         )
 
     async def resolve(self, result: CreateResult, *, wait: float = 60.0) -> CreateResult:

@@ -165,9 +165,14 @@ class TokenRefresh:
 def log_token_refresh(detail: TokenRefresh) -> None:
     """The default ``on_token_refresh``: one line on ``ctct_partner_async.auth``, never the token. INFO for
     a renewal, and for a throttled request that is asked again (other workers share the endpoint's 1/s:
-    expected, not a fault); WARNING for any other failure."""
+    expected, not a fault); WARNING for any other failure. Its fields in ``extra``: ``reason``,
+    ``duration``, ``outcome``, ``status``, ``attempt``, ``retrying`` and ``error_type``."""
+    error_type = type(detail.error).__name__ if detail.error is not None else None
+    extra = {"reason": detail.reason, "duration": detail.duration, "outcome": detail.outcome,
+             "status": detail.status, "attempt": detail.attempt, "retrying": detail.retrying,
+             "error_type": error_type}  # fmt: skip
     if detail.outcome == OK:
-        logger.info("partner token renewed (%s) in %.3fs", detail.reason, detail.duration)
+        logger.info("partner token renewed (%s) in %.3fs", detail.reason, detail.duration, extra=extra)
     else:
         level = logging.INFO if detail.retrying and detail.status == 429 else logging.WARNING
         logger.log(
@@ -177,6 +182,7 @@ def log_token_refresh(detail: TokenRefresh) -> None:
             detail.duration,
             detail.error,
             f" (attempt {detail.attempt}; asking again)" if detail.retrying else "",
+            extra=extra,
         )
 
 
@@ -344,6 +350,8 @@ class TokenManager:
         self._settings = settings or TokenSettings()
         self._clock = clock
         self._on_refresh = on_token_refresh or log_token_refresh
+        self.observer: Callable[[TokenRefresh], None] | None = None
+        """Hears every token request after ``on_token_refresh`` (``telemetry.instrument`` sets it)."""
         self._cache: TokenCache = cache if cache is not None else MemoryTokenCache(clock)
         self._shared = cache if isinstance(cache, SharedTokenCache) else None
         self._owner = secrets.token_hex(16)  # this manager's id as the holder of the shared lock
@@ -704,10 +712,13 @@ class TokenManager:
         return self._failure
 
     def _emit(self, detail: TokenRefresh) -> None:
-        try:
-            self._on_refresh(detail)
-        except Exception as exc:  # instrumentation must not break authentication
-            logger.warning("on_token_refresh hook raised %s; ignored", type(exc).__name__)
+        for hook in (self._on_refresh, self.observer):
+            if hook is None:
+                continue
+            try:
+                hook(detail)
+            except Exception as exc:  # instrumentation must not break authentication
+                logger.warning("on_token_refresh hook raised %s; ignored", type(exc).__name__)
 
     # -- the cache seam -----------------------------------------------------------------------------------
     def _cache_failed(self, exc: Exception) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -39,6 +40,7 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._models import Cancellation, CreateResult, CreateStatus, NewAccount, PlanChange, PlanType
+from ._observe import Observer
 from ._protocol import scrub
 from ._provisioning import check_seconds
 from ._rows import BadRow, cancellation_from_row, new_account_from_row, plan_change_from_row
@@ -115,6 +117,8 @@ SUCCESS = frozenset(
         OutcomeState.SKIPPED,
     }
 )
+
+_BAD = frozenset({OutcomeState.FAILED, OutcomeState.UNSETTLED, OutcomeState.INVALID})
 
 
 @attrs.frozen(kw_only=True)
@@ -379,16 +383,19 @@ class _Runner(Generic[P]):
         self.stopped: CtctError | None = None
         self.max_pause = max_pause
         self.paused_since: float | None = None  # when rows started waiting for a token
+        self.states: Counter[OutcomeState] = Counter()  # rows reported, by state
 
     async def stream(self, rows: Rows, concurrency: int) -> AsyncGenerator[Outcome, None]:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError([FieldError("concurrency", "must be a whole number of at least 1")])
         in_flight: set[asyncio.Task[Outcome | None]] = set()
         numbered = _numbered(rows)
-        exhausted = False
+        exhausted = finished = False
         journal = self.journal if isinstance(self.journal, Journal) else None
         if journal is not None:
             self.job.begin(journal)
+        clock, observer = self.job.accounts.clock, self.job.accounts.observer
+        started = clock.monotonic()
         try:
             while True:
                 while not exhausted and len(in_flight) < concurrency:
@@ -403,15 +410,41 @@ class _Runner(Generic[P]):
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for outcome in _results(done):
                     if outcome is not None:
+                        self.count(outcome, observer)
                         yield outcome
             async for outcome in self._resolve_pending():
+                self.count(outcome, observer)
                 yield outcome
+            finished = True
         finally:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
             if journal is not None:
                 self.job.end(journal)
+            self.summary(clock.monotonic() - started, finished)
+
+    def count(self, outcome: Outcome, observer: Observer | None) -> None:
+        self.states[outcome.state] += 1
+        if observer is not None:
+            observer.row(self.job.name, outcome.state.value)
+
+    def summary(self, seconds: float, finished: bool) -> None:
+        """The job's one summary line on ``ctct_partner_async.bulk``, its figures in ``extra``: INFO, or
+        WARNING when a row failed, is unsettled or invalid, or the job stopped or was left early."""
+        states = {state.value: self.states[state] for state in OutcomeState if self.states[state]}
+        rows = sum(states.values())
+        done = "done" if finished else "ended early"
+        counts = ", ".join(f"{n} {state}" for state, n in states.items()) or "no rows"
+        stopped = f"; stopped by {type(self.stopped).__name__}" if self.stopped is not None else ""
+        bad = not finished or self.stopped is not None or any(s in _BAD for s in self.states)
+        logger.log(
+            logging.WARNING if bad else logging.INFO,
+            "%s job %s: %d rows in %.1fs (%s)%s",
+            self.job.name, done, rows, seconds, counts, stopped,
+            extra={"job": self.job.name, "rows": rows, "seconds": round(seconds, 3), "states": states,
+                   "finished": finished, "stopped_by": type(self.stopped).__name__ if self.stopped else None},
+        )  # fmt: skip
 
     async def _one(self, index: int, item: Any) -> Outcome | None:
         """The row's outcome, or ``None`` for a pending create held back until it is resolved."""

@@ -62,7 +62,10 @@ RetryHook = Callable[[RetryDetails], None]
 
 
 def log_retry(details: RetryDetails) -> None:
-    """The default ``on_retry`` hook: one INFO line per retry, without secrets."""
+    """The default ``on_retry`` hook: one INFO line per retry on ``ctct_partner_async``, without secrets;
+    its fields in ``extra``: ``operation``, ``method``, ``url`` (no query), ``attempt``, ``wait`` and
+    ``error_type``."""
+    error_type = type(details.exception).__name__ if details.exception is not None else None
     logger.info(
         "retrying %s %s (attempt %d failed: %s) in %.2fs",
         details.method,
@@ -70,4 +73,6 @@ def log_retry(details: RetryDetails) -> None:
         details.attempt,
         details.error,
         details.wait,
-    )
+        extra={"operation": details.operation, "method": details.method, "url": details.url,
+               "attempt": details.attempt, "wait": details.wait, "error_type": error_type},
+    )  # fmt: skip

@@ -28,6 +28,29 @@ from ._protocol import IDEMPOTENT_METHODS, JSON_HEADERS, Request, Response, deco
 
 ACCOUNTS = "partner/accounts"
 WEBHOOKS = "partner/webhooks/subscriptions"
+_ACCOUNT = ACCOUNTS + "/{encoded_account_id}"
+_TOPIC = WEBHOOKS + "/{topic_id}"
+
+TEMPLATES: dict[str, str] = {
+    "list_accounts": ACCOUNTS,
+    "create_account": ACCOUNTS,
+    "get_plan": _ACCOUNT + "/plan",
+    "update_plan": _ACCOUNT + "/plan",
+    "cancel_account": _ACCOUNT + "/status/cancel",
+    "account_operation": _ACCOUNT + "/account_operations/sync",
+    "create_sso_user": _ACCOUNT + "/users/sso",
+    "unsubscribe_contacts": _ACCOUNT + "/contacts/unsubscribe",
+    "list_webhooks": WEBHOOKS,
+    "get_webhook": _TOPIC,
+    "subscribe_webhook": _TOPIC,
+    "unsubscribe_webhook": _TOPIC,
+    "send_webhook_test": _TOPIC + "/tests",
+    "legacy_get_plan": _ACCOUNT + "/plan",
+    "legacy_update_plan": _ACCOUNT + "/plan",
+    "legacy_cancel": _ACCOUNT + "/plan",
+}
+"""Each operation's path under the API's base URL with its ids as parameters (``url.template`` in
+telemetry: low-cardinality, and never an account id). A list's next pages are ``list_accounts`` too."""
 
 
 def _json_request(

@@ -13,6 +13,10 @@ One call is the retry policy around attempts. One attempt is, in this order:
    refused and, if they can do better (a new JWT), steps 2-4 run once more;
 5. the status check: anything from 300 up raises its ``APIError`` (a 3xx is never followed).
 
+An ``Observer`` (``telemetry.instrument``) sees each call as an operation and each request as an
+exchange, with the call's count of requests before it and its wait for a turn under the limits
+(``CallLog.waited``); with none, the only trace of it here is one ``is None`` test per call.
+
 A call's ``timeout`` bounds each exchange of step 4 (every request: a retry's, a 401 replay's), not the
 waits of steps 1-3 nor the backoff between attempts, as openai-python's ``timeout`` bounds each request.
 The aiohttp transport applies it as the request's total timeout (so a connect timeout is still a
@@ -39,6 +43,7 @@ from ._budget import DEFAULT_DAILY_QUOTA, DailyQuota, SharedBudget
 from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
 from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
+from ._observe import Observer
 from ._policy import RateLimiter, Retry, RetryPolicy
 from ._protocol import (
     AsyncTransport,
@@ -160,6 +165,8 @@ class Pipeline:
         self.shared: SharedBudget | None = None  # the key's budget in Redis (``share_budget``)
         self._on_request = options.on_request
         self._on_response = options.on_response
+        self.observer: Observer | None = None
+        self._plain = options.on_request is None and options.on_response is None  # no hook, no observer
         self._owned = owned  # closed with the pipeline; a transport passed in is the caller's
         self._home: LoopBinding  # the client's event loop
         self._send: Callable[[Request, Mapping[str, str], Mapping[str, str] | None], Awaitable[Response]]
@@ -177,6 +184,12 @@ class Pipeline:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def observe(self, observer: Observer | None) -> None:
+        """Tell ``observer`` about every call, request, retry and throttle from now on (``None``: stop)."""
+        self.observer = observer
+        self.retry.observer = observer
+        self._plain = self._on_request is None and self._on_response is None and observer is None
 
     def share_budget(self, redis: Redis, namespace: str) -> SharedBudget:
         """Pace and count with every process on the key, in ``redis`` under ``namespace``: the rate slot
@@ -234,7 +247,21 @@ class Pipeline:
         if timeout is not None:
             check_timeout(timeout)
         url = resolve_url(self._base, request.url)
+        if self.observer is not None:
+            return self._observed(self.observer, request, url, log or CallLog(), until, timeout)
         return self._attempt(request, url, 1, log, until, timeout)
+
+    async def _observed(
+        self,
+        observer: Observer,
+        request: Request,
+        url: str,
+        log: CallLog,
+        until: float | None,
+        per_request: float | None,
+    ) -> Response:
+        with observer.operation(request.operation):
+            return await self._attempt(request, url, 1, log, until, per_request)
 
     async def _retry(
         self,
@@ -271,26 +298,27 @@ class Pipeline:
             deadline = self.retry.begin(deadline)
         if log is not None:
             log.attempts = number
+            log.waited = 0.0
         limiter, credentials, shared = self.limiter, self.credentials, self.shared
         try:
             if self.quota.stopped_until is not None:
                 self.quota.check(request.method, url)  # stopped by a quota_exceeded: nothing is sent
             if not limiter.try_enter():
-                await limiter.enter()
+                await self._queue(log)
             try:
                 if shared is None:
                     # the fast path, with no await: the token is fresh and the turn is now
                     ready = credentials.ready()
                     wait = limiter.reserve() if ready is not None else None
-                    headers = ready if ready is not None and not wait else await self._turn(wait)
+                    headers = ready if ready is not None and not wait else await self._turn(log, wait)
                 else:
-                    headers = await self._shared_turn(shared, request, url)
+                    headers = await self._shared_turn(shared, request, url, log)
                 response = await self._exchange(request, url, number, headers, log, per_request)
                 if response.status == 401 and credentials.refused(headers):
                     if shared is None:
-                        headers = await self._turn()
+                        headers = await self._turn(log)
                     else:
-                        headers = await self._shared_turn(shared, request, url)
+                        headers = await self._shared_turn(shared, request, url, log)
                     response = await self._exchange(request, url, number, headers, log, per_request)
             finally:
                 limiter.leave()
@@ -306,7 +334,14 @@ class Pipeline:
             return response
         return await self._retry(request, url, first, log, deadline, per_request)
 
-    async def _turn(self, wait: float | None = None) -> Mapping[str, str]:
+    async def _queue(self, log: CallLog | None) -> None:
+        """Wait for an in-flight slot (the concurrency cap is reached), counted in ``log.waited``."""
+        started = self._clock.monotonic()
+        await self.limiter.enter()
+        if log is not None:
+            log.waited += self._clock.monotonic() - started
+
+    async def _turn(self, log: CallLog | None, wait: float | None = None) -> Mapping[str, str]:
         """The credentials, then a turn under the rate limit; the credentials again after a wait.
 
         ``wait`` is given when the turn is booked already (the credentials needed no wait) and must
@@ -318,9 +353,9 @@ class Pipeline:
             wait = self.limiter.reserve()
             if not wait:
                 return headers
-        return await self._wait_turn(wait)
+        return await self._wait_turn(wait, log)
 
-    async def _wait_turn(self, wait: float) -> Mapping[str, str]:
+    async def _wait_turn(self, wait: float, log: CallLog | None) -> Mapping[str, str]:
         """Sleep until the booked turn, then take the credentials current at that moment.
 
         If taking them was itself a long wait (a renewal: more than half the spacing), the turn is gone
@@ -329,6 +364,8 @@ class Pipeline:
         """
         clock, credentials, limiter = self._clock, self.credentials, self.limiter
         await clock.sleep(wait)
+        if log is not None:
+            log.waited += wait
         headers = credentials.ready()
         if headers is not None:
             return headers
@@ -340,10 +377,14 @@ class Pipeline:
         wait = limiter.reserve()
         if wait:
             await clock.sleep(wait)
+            if log is not None:
+                log.waited += wait
             headers = credentials.ready() or await credentials.headers()
         return headers
 
-    async def _shared_turn(self, shared: SharedBudget, request: Request, url: str) -> Mapping[str, str]:
+    async def _shared_turn(
+        self, shared: SharedBudget, request: Request, url: str, log: CallLog | None
+    ) -> Mapping[str, str]:
         """The credentials, then a slot booked in Redis and slept for; the credentials again after a
         wait (as ``_wait_turn``: a renewal that outlasts half the spacing books one new slot).
 
@@ -358,6 +399,8 @@ class Pipeline:
         if not wait:
             return headers
         await clock.sleep(wait)
+        if log is not None:
+            log.waited += wait
         ready = credentials.ready()
         if ready is not None:
             return ready
@@ -368,6 +411,8 @@ class Pipeline:
             wait = await shared.turn(request.method, url, count=False)  # the same request, rebooked
             if wait:
                 await clock.sleep(wait)
+                if log is not None:
+                    log.waited += wait
                 headers = credentials.ready() or await credentials.headers()
         return headers
 
@@ -380,18 +425,19 @@ class Pipeline:
         log: CallLog | None,
         per_request: float | None,
     ) -> Awaitable[Response]:
-        """The transport's send, through the hooks if there are any (no extra frame when there are none)."""
+        """The transport's send, through the hooks and the observer if there are any (no extra frame when
+        there are none)."""
         if log is not None:
             if not log.requests and log.on_first_send is not None:
                 log.on_first_send()
             log.requests += 1
         if self.shared is None:
             self.quota.sent()  # a shared budget counts in Redis, as it books the slot
-        if self._on_request is None and self._on_response is None:
+        if self._plain:
             if per_request is None:
                 return self._send(request, headers, self.credentials.query)
             return self._transmit(request, url, headers, per_request)
-        return self._hooked_exchange(request, url, number, headers, per_request)
+        return self._hooked_exchange(request, url, number, headers, log, per_request)
 
     def _transmit(
         self, request: Request, url: str, headers: Mapping[str, str], per_request: float | None
@@ -422,22 +468,41 @@ class Pipeline:
             ) from None
 
     async def _hooked_exchange(
-        self, request: Request, url: str, number: int, headers: Mapping[str, str], per_request: float | None
+        self,
+        request: Request,
+        url: str,
+        number: int,
+        headers: Mapping[str, str],
+        log: CallLog | None,
+        per_request: float | None,
     ) -> Response:
+        observer, exchange = self.observer, None
+        if observer is not None and log is not None:  # an observed call always has a log
+            waited, log.waited = log.waited, 0.0
+            exchange = observer.exchange(request, log.requests - 1, waited, headers)
+            headers = exchange.headers  # with the trace context; the credentials' own stay the attempt's
         if self._on_request is not None:
             self._on_request(RequestDetails(request.operation, request.method, url, number))
         on_response = self._on_response
-        if on_response is None:
-            return await self._transmit(request, url, headers, per_request)
         started = self._clock.monotonic()
         try:
             response = await self._transmit(request, url, headers, per_request)
         except BaseException as exc:  # cancellation and timeouts too: hooks pair requests and responses
-            elapsed = self._clock.monotonic() - started
-            on_response(ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc))
+            if exchange is not None:
+                exchange.end(None, exc)
+            if on_response is not None:
+                elapsed = self._clock.monotonic() - started
+                on_response(
+                    ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc)
+                )
             raise
-        elapsed = self._clock.monotonic() - started
-        on_response(ResponseDetails(request.operation, request.method, url, number, response.status, elapsed))
+        if exchange is not None:
+            exchange.end(response.status)
+        if on_response is not None:
+            elapsed = self._clock.monotonic() - started
+            on_response(
+                ResponseDetails(request.operation, request.method, url, number, response.status, elapsed)
+            )
         return response
 
     async def _raise_for(
@@ -447,6 +512,8 @@ class Pipeline:
         secrets = request.secrets + credential_secrets(headers, self.credentials.query)
         error = error_for(request.method, url, response, now=now, secrets=secrets)
         if isinstance(error, errors.ThrottledError):
+            if self.observer is not None:
+                self.observer.throttled(request, error)
             await self._throttled(error)
         raise error
 

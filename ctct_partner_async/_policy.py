@@ -32,6 +32,7 @@ import tenacity
 from . import _errors as errors
 from ._clock import Clock
 from ._hooks import RetryDetails, RetryHook
+from ._observe import Observer
 from ._protocol import Request
 
 __all__ = ["MIN_SLEEP", "RateLimiter", "Retry", "RetryBudget", "RetryDecision", "RetryPolicy", "decide"]
@@ -140,6 +141,7 @@ class Retry:
         self._on_retry = on_retry
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self.retries = 0
+        self.observer: Observer | None = None  # set by ``Pipeline.observe``
 
     def begin(self, until: float | None = None) -> float:
         """A call starts: it earns its share of the budget. Returns its deadline (``until`` if earlier)."""
@@ -175,9 +177,14 @@ class Retry:
 
     def _notify(self, request: Request, url: str, attempt: int, wait: float, error: BaseException) -> None:
         self.retries += 1
-        if self._on_retry is not None:
+        on_retry, observer = self._on_retry, self.observer
+        if on_retry is not None or observer is not None:
             detail = f"{type(error).__name__}: {error}"
-            self._on_retry(RetryDetails(request.operation, request.method, url, attempt, wait, detail, error))
+            details = RetryDetails(request.operation, request.method, url, attempt, wait, detail, error)
+            if on_retry is not None:
+                on_retry(details)
+            if observer is not None:
+                observer.retried(details)
 
 
 class _Run:

@@ -93,15 +93,18 @@ class CallLog:
     Pass one to ``send(..., log=)`` to learn it; ``requests`` counts every request that went out
     (a 401 replay included), ``attempts`` the retry policy's attempts. ``on_first_send`` is called
     just before the first request is handed to the transport (a bulk job journals ``sent`` there); if
-    it raises, nothing is sent and the call fails with that error.
+    it raises, nothing is sent and the call fails with that error. ``waited``: the seconds the current
+    attempt has waited for its turn under the client's limits (an in-flight slot, the rate limit; not a
+    token) since it began or its last request went out.
     """
 
-    __slots__ = ("attempts", "errors", "on_first_send", "requests")
+    __slots__ = ("attempts", "errors", "on_first_send", "requests", "waited")
 
     def __init__(self, on_first_send: Callable[[], None] | None = None) -> None:
         self.errors: list[BaseException] = []
         self.requests = 0
         self.attempts = 0
+        self.waited = 0.0
         self.on_first_send = on_first_send
 
 

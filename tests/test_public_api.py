@@ -16,7 +16,16 @@ import ctct_partner_async
 from ctct_partner_async import _errors
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-PUBLIC_SUBMODULES = {"cli", "journal", "notifications", "sandbox", "shared", "sources", "testing"}
+PUBLIC_SUBMODULES = {
+    "cli",
+    "journal",
+    "notifications",
+    "sandbox",
+    "shared",
+    "sources",
+    "telemetry",
+    "testing",
+}
 
 
 def test_star_import_gives_every_name_in_all() -> None:

@@ -1,11 +1,15 @@
 """``-v`` and ``-vv``: the SDK's log records on stderr, INFO or DEBUG and up.
 
 The SDK logs through these loggers (``LOGGERS``), all under ``ctct_partner_async``, which is the one
-the command attaches its handler to:
+the command attaches its handler to (the README's Observability section has the fields each line
+carries in ``extra``):
 
 - ``ctct_partner_async``: every retry (INFO), with the method, URL, what failed and the wait;
 - ``ctct_partner_async.auth``: token requests and renewals (INFO), failed ones and a failing token
   cache (WARNING), a token taken from the cache (DEBUG);
+- ``ctct_partner_async.bulk``: each job's summary (INFO, WARNING when rows failed or it stopped), an
+  account index the journal could not store (WARNING);
+- ``ctct_partner_async.shared``: Redis not answering and answering again (WARNING, INFO);
 - ``ctct_partner_async.cli``: every response the command's client got (DEBUG): method, URL without
   its query, status, time and attempt;
 - ``ctct_partner_async.notifications``: refused webhook deliveries (INFO), a state that could not be
@@ -29,11 +33,18 @@ from ._text import printable
 __all__ = ["LOGGERS", "log_response", "logging_to_stderr", "verbosity", "verbosity_options"]
 
 ROOT = "ctct_partner_async"
-LOGGERS = ("ctct_partner_async", "ctct_partner_async.auth", "ctct_partner_async.cli",
-           "ctct_partner_async.notifications")  # fmt: skip
+LOGGERS = (
+    "ctct_partner_async",
+    "ctct_partner_async.auth",
+    "ctct_partner_async.bulk",
+    "ctct_partner_async.shared",
+    "ctct_partner_async.cli",
+    "ctct_partner_async.notifications",
+)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 VERBOSE_HELP = (
-    "log to stderr: -v the SDK's retries and token renewals (INFO), -vv also every request (DEBUG); "
+    "log to stderr: -v the SDK's retries, token renewals and job summaries (INFO), -vv also every request "
+    "(DEBUG); "
     f"loggers {', '.join(LOGGERS)}"
 )
 
