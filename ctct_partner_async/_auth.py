@@ -718,7 +718,7 @@ class TokenManager:
             try:
                 hook(detail)
             except Exception as exc:  # instrumentation must not break authentication
-                logger.warning("on_token_refresh hook raised %s; ignored", type(exc).__name__)
+                logger.warning("on_token_refresh hook or observer raised %s; ignored", type(exc).__name__)
 
     # -- the cache seam -----------------------------------------------------------------------------------
     def _cache_failed(self, exc: Exception) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["RequestDetails", "ResponseDetails", "RetryDetails", "log_retry"]
+__all__ = ["RequestDetails", "ResponseDetails", "RetryDetails", "log_retry", "shown"]
 
 logger = logging.getLogger("ctct_partner_async")
 
@@ -54,6 +54,11 @@ class RetryDetails:
     wait: float
     error: str
     exception: BaseException | None = attrs.field(default=None, eq=False)
+
+
+def shown(url: str) -> str:
+    """``url`` as the hooks show it: without its query (a next page's link carries its offset)."""
+    return url.partition("?")[0]
 
 
 RequestHook = Callable[[RequestDetails], None]

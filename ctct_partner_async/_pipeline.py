@@ -42,7 +42,7 @@ from . import _errors as errors
 from ._budget import DEFAULT_DAILY_QUOTA, DailyQuota, SharedBudget
 from ._clock import SYSTEM_CLOCK, Clock
 from ._credentials import Credentials
-from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry
+from ._hooks import RequestDetails, RequestHook, ResponseDetails, ResponseHook, RetryHook, log_retry, shown
 from ._observe import Observer
 from ._policy import RateLimiter, Retry, RetryPolicy
 from ._protocol import (
@@ -476,13 +476,13 @@ class Pipeline:
         log: CallLog | None,
         per_request: float | None,
     ) -> Response:
+        if self._on_request is not None:
+            self._on_request(RequestDetails(request.operation, request.method, shown(url), number))
         observer, exchange = self.observer, None
         if observer is not None and log is not None:  # an observed call always has a log
             waited, log.waited = log.waited, 0.0
             exchange = observer.exchange(request, log.requests - 1, waited, headers)
             headers = exchange.headers  # with the trace context; the credentials' own stay the attempt's
-        if self._on_request is not None:
-            self._on_request(RequestDetails(request.operation, request.method, url, number))
         on_response = self._on_response
         started = self._clock.monotonic()
         try:
@@ -493,7 +493,7 @@ class Pipeline:
             if on_response is not None:
                 elapsed = self._clock.monotonic() - started
                 on_response(
-                    ResponseDetails(request.operation, request.method, url, number, None, elapsed, exc)
+                    ResponseDetails(request.operation, request.method, shown(url), number, None, elapsed, exc)
                 )
             raise
         if exchange is not None:
@@ -501,7 +501,9 @@ class Pipeline:
         if on_response is not None:
             elapsed = self._clock.monotonic() - started
             on_response(
-                ResponseDetails(request.operation, request.method, url, number, response.status, elapsed)
+                ResponseDetails(
+                    request.operation, request.method, shown(url), number, response.status, elapsed
+                )
             )
         return response
 

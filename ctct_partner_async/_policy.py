@@ -31,7 +31,7 @@ import tenacity
 
 from . import _errors as errors
 from ._clock import Clock
-from ._hooks import RetryDetails, RetryHook
+from ._hooks import RetryDetails, RetryHook, shown
 from ._observe import Observer
 from ._protocol import Request
 
@@ -180,7 +180,9 @@ class Retry:
         on_retry, observer = self._on_retry, self.observer
         if on_retry is not None or observer is not None:
             detail = f"{type(error).__name__}: {error}"
-            details = RetryDetails(request.operation, request.method, url, attempt, wait, detail, error)
+            details = RetryDetails(
+                request.operation, request.method, shown(url), attempt, wait, detail, error
+            )
             if on_retry is not None:
                 on_retry(details)
             if observer is not None:

@@ -95,7 +95,8 @@ class CallLog:
     just before the first request is handed to the transport (a bulk job journals ``sent`` there); if
     it raises, nothing is sent and the call fails with that error. ``waited``: the seconds the current
     attempt has waited for its turn under the client's limits (an in-flight slot, the rate limit; not a
-    token) since it began or its last request went out.
+    token) since it began (an observer, ``telemetry``, takes it and starts it again as each request
+    goes out).
     """
 
     __slots__ = ("attempts", "errors", "on_first_send", "requests", "waited")

@@ -461,14 +461,13 @@ def create_account(
     request is first handed to the transport. ``observer`` hears the whole create as one operation, its
     outcome included. (A plain function returning the coroutine: one await level less on the hot path.)
     """
-    create = _create(client, reconciler, account, previously_attempted, reconcile_timeout, adopt_existing,
-                     on_sent)  # fmt: skip
-    return create if observer is None else _observed_create(observer, create)
+    args = (client, reconciler, account, previously_attempted, reconcile_timeout, adopt_existing, on_sent)
+    return _create(*args) if observer is None else _observed_create(observer, args)
 
 
-async def _observed_create(observer: Observer, create: Coroutine[Any, Any, CreateResult]) -> CreateResult:
+async def _observed_create(observer: Observer, args: tuple[Any, ...]) -> CreateResult:
     with observer.operation("create_account") as operation:
-        result = await create
+        result = await _create(*args)
         operation.outcome(result.status.value)
         return result
 

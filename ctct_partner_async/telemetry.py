@@ -40,12 +40,14 @@ message (which may quote a server's answer). URLs are templates plus host and po
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -76,10 +78,55 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 """``http.client.request.duration``'s buckets, as the HTTP semantic conventions advise."""
 WAIT_BUCKETS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
+logger = logging.getLogger("ctct_partner_async.telemetry")
+
 _OPERATION: ContextVar[trace.Span | None] = ContextVar("ctct_operation_span", default=None)
 """The SDK operation (or sweep) span open in this context: a send inside it is part of it."""
 
 Client = PartnerClient | LegacyBillingClient
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(fallback: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Telemetry never breaks a request: an exception from OpenTelemetry (a span processor, an exporter,
+    a view) is logged once per kind on ``ctct_partner_async.telemetry`` and ``fallback(*args)`` is
+    returned instead."""
+
+    def wrap(method: _F) -> _F:
+        @functools.wraps(method)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:
+                _complain(exc)
+                return fallback(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+_complained: set[type[BaseException]] = set()  # each kind of failure is logged once per process
+
+
+def _complain(exc: Exception) -> None:
+    if type(exc) not in _complained:
+        _complained.add(type(exc))
+        logger.warning("telemetry failed (%s); the request goes on without it", type(exc).__name__)
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _nested(*args: Any, **kwargs: Any) -> _Nested:
+    return _NESTED
+
+
+def _unobserved(telemetry: Any, request: Any, resend: Any, waited: Any, headers: Mapping[str, str]) -> Any:
+    return _Unobserved(headers)
 
 
 def _error_type(error: BaseException) -> str:
@@ -118,17 +165,21 @@ class _Scope:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            if exc is not None:
-                _fail(self.span, _error_type(exc))
-        finally:
-            _OPERATION.reset(self._operation_token)
-            otel_context.detach(self._context_token)
-            self.span.end()
+        _OPERATION.reset(self._operation_token)
+        otel_context.detach(self._context_token)
+        self._close(exc)
 
+    @_quiet(_nothing)
+    def _close(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            _fail(self.span, _error_type(exc))
+        self.span.end()
+
+    @_quiet(_nothing)
     def outcome(self, value: str) -> None:
         self.span.set_attribute("ctct.create.outcome", value)
 
+    @_quiet(_nothing)
     def end(self, pages: int, problem: str | None, error: BaseException | None) -> None:
         """A sweep's figures (the problem's text is not kept: it may quote a server's answer)."""
         self.span.set_attribute("ctct.sweep.pages", pages)
@@ -151,8 +202,23 @@ class _Nested:
     def outcome(self, value: str) -> None:
         pass
 
+    def end(self, pages: int, problem: str | None, error: BaseException | None) -> None:
+        pass
+
 
 _NESTED = _Nested()
+
+
+class _Unobserved:
+    """A request whose span could not be started: sent as it is."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = headers
+
+    def end(self, status: int | None, error: BaseException | None = None) -> None:
+        pass
 
 
 @attrs.frozen
@@ -191,6 +257,7 @@ class _Exchange:
         telemetry.waits.record(waited, route.operation_attributes)
         self._started = time.perf_counter()
 
+    @_quiet(_nothing)
     def end(self, status: int | None, error: BaseException | None = None) -> None:
         elapsed = time.perf_counter() - self._started
         span = self._span
@@ -269,7 +336,8 @@ class Telemetry:
             self._routes[key] = route
         return route
 
-    # -- the Observer seam --------------------------------------------------------------------------------
+    # -- the Observer seam: none of it raises (``_quiet``) ---------------------------------------------------
+    @_quiet(_nested)
     def operation(self, name: str) -> AbstractContextManager[_Scope | _Nested]:
         current = _OPERATION.get()
         if current is not None and current is trace.get_current_span():
@@ -279,9 +347,13 @@ class Telemetry:
             known = self._operations[name] = (f"ctct.{name}", {"ctct.operation": name})
         return _Scope(self.tracer.start_span(known[0], attributes=known[1]))
 
-    def exchange(self, request: Request, resend: int, waited: float, headers: Mapping[str, str]) -> _Exchange:
+    @_quiet(_unobserved)
+    def exchange(
+        self, request: Request, resend: int, waited: float, headers: Mapping[str, str]
+    ) -> _Exchange | _Unobserved:
         return _Exchange(self, request, resend, waited, headers)
 
+    @_quiet(_nothing)
     def retried(self, details: RetryDetails) -> None:
         error_type = _error_type(details.exception) if details.exception is not None else "_OTHER"
         self.retries.add(1, {"ctct.operation": details.operation, "error.type": error_type})
@@ -290,17 +362,21 @@ class Telemetry:
             {"ctct.attempt": details.attempt, "ctct.retry.wait": details.wait, "error.type": error_type},
         )
 
+    @_quiet(_nothing)
     def throttled(self, request: Request, error: ThrottledError) -> None:
         reason = "quota_exceeded" if isinstance(error, QuotaExceededError) else "throttled"
         self.throttles.add(1, {"ctct.operation": request.operation, "ctct.throttle.reason": reason})
 
-    def sweep(self, full: bool) -> AbstractContextManager[_Scope]:
+    @_quiet(_nested)
+    def sweep(self, full: bool) -> AbstractContextManager[_Scope | _Nested]:
         span = self.tracer.start_span("ctct.account_list_sweep", attributes={"ctct.sweep.full": full})
         return _Scope(span)
 
+    @_quiet(_nothing)
     def row(self, job: str, state: str) -> None:
         self.rows.add(1, {"ctct.job": job, "ctct.row.state": state})
 
+    @_quiet(_nothing)
     def token_refreshed(self, detail: TokenRefresh) -> None:
         """A token request ended (the token manager's observer): its span, after the fact, and its count."""
         end = time.time_ns()

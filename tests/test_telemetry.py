@@ -20,9 +20,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from ctct_partner_async import FakeClock, LegacyBillingClient, NewAccount, PartnerClient, RetryPolicy
+from ctct_partner_async import (
+    FakeClock,
+    LegacyBillingClient,
+    NewAccount,
+    PartnerClient,
+    RetryPolicy,
+    telemetry,
+)
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._hooks import ResponseDetails
+from ctct_partner_async._protocol import Request
 from ctct_partner_async.sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 from ctct_partner_async.sandbox.tokens import TokenIssuer
 from ctct_partner_async.telemetry import instrument, uninstrument
@@ -416,6 +424,8 @@ async def test_a_chaos_run_exports_no_secret(otel: Otel, monkeypatch: pytest.Mon
                 o async for o in client.bulk.cancel_accounts([{"encoded_account_id": i} for i in ids[10:15]])
             ]
             await client.webhooks.subscribe(1, "https://hooks.example/ctct")
+            await client.accounts.reconciler.refresh(full=True)
+            assert len([a async for a in client.accounts.list(page_size=10)]) >= 30  # next links, offsets
         async with LegacyBillingClient(username=cfg.client_id, password=cfg.client_secret, api_key=cfg.api_key,
                                        base_url=sb.legacy_url, rate_limit=None) as v2:  # fmt: skip
             otel.instrument(v2)
@@ -425,6 +435,7 @@ async def test_a_chaos_run_exports_no_secret(otel: Otel, monkeypatch: pytest.Mon
     assert len(ids) >= 30 and len(issued) >= 2
     assert len(otel.named("ctct.create_account")) >= 40
     assert otel.named("ctct.token_renewal")
+    assert len(otel.named("ctct.list_accounts")) >= 4  # pages read by their next links
     secrets = [cfg.api_key, cfg.client_secret, PASSWORD, *issued, *ids, "hooks.example"]
     leaked = [s for s in secrets if s in exported]
     assert leaked == []
@@ -471,3 +482,50 @@ async def test_logs_carry_their_fields_in_extra(caplog: pytest.LogCaptureFixture
     assert summary.job == "plans" and summary.rows == 2 and summary.finished  # type: ignore[attr-defined]
     assert summary.states == {"updated": 1, "invalid": 1}  # type: ignore[attr-defined]
     assert summary.getMessage().startswith("plans job done: 2 rows in ")
+
+
+class _Raising(SimpleSpanProcessor):
+    """A span processor that fails: telemetry must never fail the request with it."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(InMemorySpanExporter())
+        self.where = where
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.where == "start":
+            raise RuntimeError("processor broke on start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.where == "end":
+            raise RuntimeError("processor broke on end")
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+async def test_failing_telemetry_never_fails_a_request(
+    where: str, sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span processor that raises (on every span's start, or end): the create is still created, once,
+    and the failure is one WARNING on ``ctct_partner_async.telemetry`` (once per kind and process)."""
+    monkeypatch.setattr(telemetry, "_complained", set())
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(_Raising(where))
+    async with client_for(sandbox, FakeClock(autojump=True)) as client:
+        instrument(client, tracer_provider=tracer_provider, meter_provider=MeterProvider())
+        result = await client.accounts.create(account(3))
+        assert await client.accounts.reconciler.refresh(full=True) == 1  # a sweep's span fails too
+    assert result.status.value == "created"
+    assert len(sandbox.sandbox.accounts()) == 1
+    warnings = [r for r in caplog.records if r.name == "ctct_partner_async.telemetry"]
+    assert [r.levelno for r in warnings] == [logging.WARNING]
+    assert "RuntimeError" in warnings[0].getMessage()
+
+
+async def test_hook_urls_never_carry_a_query(wire: WireServer) -> None:
+    """A retried next page of the account list: the retry's details show its URL without the offset."""
+    seen: list[str] = []
+    async with PartnerClient(api_key="k", token_provider=_jwt, base_url=wire.url + "/v3", rate_limit=None,
+                             clock=FakeClock(autojump=True), on_retry=lambda d: seen.append(d.url),
+                             on_request=lambda d: seen.append(d.url)) as client:  # fmt: skip
+        wire.reply(503)
+        await client.send(Request("GET", "/v3/partner/accounts?offset=abc&limit=50", "list_accounts"))
+    assert len(seen) == 3 and all(u.endswith("/v3/partner/accounts") for u in seen)

@@ -13,7 +13,8 @@ carries in ``extra``):
 - ``ctct_partner_async.cli``: every response the command's client got (DEBUG): method, URL without
   its query, status, time and attempt;
 - ``ctct_partner_async.notifications``: refused webhook deliveries (INFO), a state that could not be
-  read and a JWKS that could not be refreshed (WARNING), a failing handler (ERROR).
+  read and a JWKS that could not be refreshed (WARNING), a failing handler (ERROR);
+- ``ctct_partner_async.telemetry``: OpenTelemetry failing under ``instrument`` (WARNING, once per kind).
 
 No record holds a secret (the hooks' details never carry one). Each line passes through
 :func:`printable`, so a server message in a record can't drive the terminal.
@@ -40,6 +41,7 @@ LOGGERS = (
     "ctct_partner_async.shared",
     "ctct_partner_async.cli",
     "ctct_partner_async.notifications",
+    "ctct_partner_async.telemetry",
 )
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 VERBOSE_HELP = (
