@@ -712,13 +712,13 @@ class TokenManager:
         return self._failure
 
     def _emit(self, detail: TokenRefresh) -> None:
-        for hook in (self._on_refresh, self.observer):
+        for name, hook in (("on_token_refresh hook", self._on_refresh), ("token observer", self.observer)):
             if hook is None:
                 continue
             try:
                 hook(detail)
             except Exception as exc:  # instrumentation must not break authentication
-                logger.warning("on_token_refresh hook or observer raised %s; ignored", type(exc).__name__)
+                logger.warning("%s raised %s; ignored", name, type(exc).__name__)
 
     # -- the cache seam -----------------------------------------------------------------------------------
     def _cache_failed(self, exc: Exception) -> None:

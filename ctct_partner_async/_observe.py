@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Protocol
 
 from ._errors import ThrottledError
@@ -40,7 +41,14 @@ class Exchange(Protocol):
 
 
 class Sweep(Protocol):
-    """One read of the account list in progress."""
+    """One read of the account list: made when it is needed, entered (``with``) by the task that reads
+    it, so its requests are inside it, and ended once, when that task is done (or never ran)."""
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> object: ...
 
     def end(self, pages: int, problem: str | None, error: BaseException | None) -> None:
         """How many pages it read; why it stopped before the end, or what failed it."""
@@ -70,8 +78,13 @@ class Observer(Protocol):
         """A 429: ``throttled``, or ``quota_exceeded`` (``QuotaExceededError``)."""
         ...
 
-    def sweep(self, full: bool) -> AbstractContextManager[Sweep]:
-        """Around one read of the account list: the whole list (``full``) or its tail."""
+    def sweep(self, full: bool) -> Sweep:
+        """One read of the account list is needed now: the whole list (``full``) or its tail."""
+        ...
+
+    def joined(self, sweep: Sweep) -> None:
+        """A look at the list (a create's, ``resolve``'s, ``refresh``'s) waits on ``sweep``, its own or
+        one that another look started."""
         ...
 
     def row(self, job: str, state: str) -> None:

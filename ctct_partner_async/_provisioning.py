@@ -50,7 +50,7 @@ from . import _errors as errors
 from . import _operations as operations
 from ._clock import Clock
 from ._models import AccountPage, AccountSummary, CreateResult, CreateStatus, NewAccount
-from ._observe import Observer
+from ._observe import Observer, Sweep
 from ._protocol import CallLog, Sender
 
 __all__ = [
@@ -125,7 +125,8 @@ class _Sweep:
     """One read of the list, shared: from the first page (``full``) or from the tail, who waits on it,
     and when it ended; ``problem`` says why it may have stopped before the end."""
 
-    __slots__ = ("changed", "deadlines", "done", "error", "full", "number", "pages", "problem", "task")
+    __slots__ = ("changed", "deadlines", "done", "error", "full", "number", "observed", "pages", "problem",
+                 "task")  # fmt: skip
 
     def __init__(self, number: int, full: bool) -> None:
         self.number = number
@@ -137,6 +138,7 @@ class _Sweep:
         self.changed = asyncio.Event()
         self.deadlines: Counter[float] = Counter()
         self.task: asyncio.Task[None] | None = None
+        self.observed: Sweep | None = None  # the observer's view of it, if one is installed
 
     def notify(self) -> None:
         """Wake every waiter (a page was read, or the sweep ended)."""
@@ -205,6 +207,7 @@ class Reconciler:
             sweep = self._sweep
             if sweep is None or sweep.done:
                 sweep = self._start(full or self.index.tail is None)
+            self._join(sweep)
             sweep.deadlines[deadline] += 1
             try:
                 while not sweep.done:
@@ -281,6 +284,7 @@ class Reconciler:
                     await self._clock.sleep(min(self._next_tail_at, deadline) - now)
                     continue
                 sweep = self._start(whole)
+            self._join(sweep)
             sweep.deadlines[deadline] += 1
             try:
                 while True:
@@ -312,12 +316,23 @@ class Reconciler:
         if not full:
             self._next_tail_at = self._clock.monotonic() + self.batch_interval
         sweep = _Sweep(self.sweeps, full)
-        run = self._run(sweep) if self.observer is None else self._observed_run(self.observer, sweep)
+        observer = self.observer
+        if observer is not None:  # started here, under the look that needs it; ended with its task
+            sweep.observed = observer.sweep(full)
+        run = self._run(sweep) if sweep.observed is None else self._observed_run(sweep.observed, sweep)
         sweep.task = task = asyncio.get_running_loop().create_task(run, name="account list sweep")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if sweep.observed is not None:
+            seen = sweep.observed
+            task.add_done_callback(lambda _: seen.end(sweep.pages, sweep.problem, sweep.error))
         self._sweep = sweep
         return sweep
+
+    def _join(self, sweep: _Sweep) -> None:
+        """A look waits on ``sweep``: the observer links the look's operation to it."""
+        if sweep.observed is not None and self.observer is not None:
+            self.observer.joined(sweep.observed)
 
     def _leave(self, sweep: _Sweep, deadline: float) -> None:
         sweep.deadlines[deadline] -= 1
@@ -384,12 +399,9 @@ class Reconciler:
             if not sweep.done:
                 self._end(sweep)
 
-    async def _observed_run(self, observer: Observer, sweep: _Sweep) -> None:
-        with observer.sweep(sweep.full) as seen:
-            try:
-                await self._run(sweep)
-            finally:
-                seen.end(sweep.pages, sweep.problem, sweep.error)
+    async def _observed_run(self, seen: Sweep, sweep: _Sweep) -> None:
+        with seen:  # the sweep's requests are inside it
+            await self._run(sweep)
 
     async def _page(self, sweep: _Sweep, href: str | None) -> AccountPage:
         """The page at ``href``, its retries ending at the first waiter's deadline; after a transient

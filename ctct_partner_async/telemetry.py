@@ -24,7 +24,9 @@ rest of the SDK never imports OpenTelemetry.
   status, or the transport error's class). Under the operation that set it off (a background renewal:
   the one whose call started it).
 - ``ctct.account_list_sweep`` (INTERNAL), one per read of the account list by the reconciler:
-  ``ctct.sweep.full``, ``ctct.sweep.pages``, ``ctct.sweep.complete``; its pages' requests inside.
+  ``ctct.sweep.full``, ``ctct.sweep.pages``, ``ctct.sweep.complete``; its pages' requests inside. It
+  sits under the operation that needed it first; every other operation that waited on it (one sweep
+  serves many creates) has a span link to it.
 
 **Metrics**: ``http.client.request.duration`` (s; ``http.request.method``, ``http.response.status_code``,
 ``url.template``, ``server.address``, ``server.port``, ``error.type``); ``ctct.client.retries``
@@ -79,6 +81,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 WAIT_BUCKETS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 logger = logging.getLogger("ctct_partner_async.telemetry")
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 _OPERATION: ContextVar[trace.Span | None] = ContextVar("ctct_operation_span", default=None)
 """The SDK operation (or sweep) span open in this context: a send inside it is part of it."""
@@ -179,13 +183,35 @@ class _Scope:
     def outcome(self, value: str) -> None:
         self.span.set_attribute("ctct.create.outcome", value)
 
+
+class _SweepScope(_Scope):
+    """A sweep's span: current while its task reads (``with``), ended once by ``end`` (the task may
+    never run: a sweep stopped before it started still ends its span)."""
+
+    __slots__ = ("_ended", "starter")
+
+    def __init__(self, span: trace.Span, starter: trace.Span) -> None:
+        super().__init__(span)
+        self.starter = starter  # the span the sweep was started under (its parent)
+        self._ended = False
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _OPERATION.reset(self._operation_token)
+        otel_context.detach(self._context_token)
+
     @_quiet(_nothing)
     def end(self, pages: int, problem: str | None, error: BaseException | None) -> None:
         """A sweep's figures (the problem's text is not kept: it may quote a server's answer)."""
+        if self._ended:
+            return
+        self._ended = True
         self.span.set_attribute("ctct.sweep.pages", pages)
         self.span.set_attribute("ctct.sweep.complete", problem is None and error is None)
         if error is not None:
             _fail(self.span, _error_type(error))
+        self.span.end()
 
 
 class _Nested:
@@ -325,12 +351,15 @@ class Telemetry:
         key = (request.operation, request.method)
         route = self._routes.get(key)
         if route is None:
-            method, template = request.method, TEMPLATES.get(request.operation)
+            method, template = request.method.upper(), TEMPLATES.get(request.operation)
+            if method not in _METHODS:
+                method = "_OTHER"  # the conventions' word for a method they don't know
             metric: dict[str, Any] = {"http.request.method": method, "server.address": self.host,
                                       "server.port": self.port}  # fmt: skip
             if template is not None:
                 metric["url.template"] = "/" + template
-            name = method if template is None else f"{method} /{template}"
+            word = "HTTP" if method == "_OTHER" else method
+            name = word if template is None else f"{word} /{template}"
             operation = {"ctct.operation": request.operation}
             route = _Route(name, {**metric, **operation}, metric, operation)
             self._routes[key] = route
@@ -368,9 +397,17 @@ class Telemetry:
         self.throttles.add(1, {"ctct.operation": request.operation, "ctct.throttle.reason": reason})
 
     @_quiet(_nested)
-    def sweep(self, full: bool) -> AbstractContextManager[_Scope | _Nested]:
+    def sweep(self, full: bool) -> _SweepScope | _Nested:
         span = self.tracer.start_span("ctct.account_list_sweep", attributes={"ctct.sweep.full": full})
-        return _Scope(span)
+        return _SweepScope(span, trace.get_current_span())
+
+    @_quiet(_nothing)
+    def joined(self, sweep: object) -> None:
+        """A look waits on a sweep another operation started: its operation links to that sweep."""
+        if isinstance(sweep, _SweepScope):
+            current = trace.get_current_span()
+            if current is not sweep.starter:
+                current.add_link(sweep.span.get_span_context(), {"ctct.link": "account_list_sweep"})
 
     @_quiet(_nothing)
     def row(self, job: str, state: str) -> None:

@@ -3,6 +3,7 @@ reader, against the sandbox on loopback (and a recording server for what goes ov
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -529,3 +530,25 @@ async def test_hook_urls_never_carry_a_query(wire: WireServer) -> None:
         wire.reply(503)
         await client.send(Request("GET", "/v3/partner/accounts?offset=abc&limit=50", "list_accounts"))
     assert len(seen) == 3 and all(u.endswith("/v3/partner/accounts") for u in seen)
+
+
+async def test_creates_sharing_a_sweep_each_point_at_it(otel: Otel) -> None:
+    """Six creates at once, every connection dropped after the commit: one sweep serves them all; it sits
+    under the create that started it, and every other create links to it."""
+    faults = Faults(drop_after_commit=1.0, fault_operations=("create_account",))
+    config = SandboxConfig(rate_limit=0, daily_quota=0, token_rate_limit=0, faults=faults)
+    async with run_sandbox(config) as sb, client_for(sb, FakeClock(autojump=True)) as client:
+        otel.instrument(client)
+        results = await asyncio.gather(*(client.accounts.create(account(i)) for i in range(6)))
+    assert {r.status.value for r in results} == {"reconciled"}
+    sweep_ids = {_id(s) for s in otel.named("ctct.account_list_sweep")}
+    assert sweep_ids
+    linking = 0
+    for create in otel.named("ctct.create_account"):
+        children = {_id(s) for s in otel.children(create)}
+        linked = {link.context.span_id for link in create.links}
+        assert (children | linked) & sweep_ids, "a create that waited on a sweep names it"
+        linking += bool(linked & sweep_ids)
+    assert linking >= 1  # creates that waited on a sweep another one started
+    for sweep in otel.named("ctct.account_list_sweep"):
+        assert sweep.end_time is not None and attributes(sweep)["ctct.sweep.complete"]
