@@ -47,7 +47,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -148,6 +148,20 @@ def _renewal_error(detail: TokenRefresh) -> str:
     return _error_type(error.__cause__ if error.__cause__ is not None else error)
 
 
+def _with_trace_context(headers: Mapping[str, str], context: trace.SpanContext) -> Mapping[str, str]:
+    """``headers`` plus the W3C trace context of ``context``, as ``TraceContextTextMapPropagator`` writes it
+    (nothing for an invalid context: no SDK set up)."""
+    if not context.is_valid:
+        return headers
+    sent = {
+        **headers,
+        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}",
+    }
+    if context.trace_state:
+        sent["tracestate"] = context.trace_state.to_header()
+    return sent
+
+
 def _fail(span: trace.Span, error_type: str) -> None:
     span.set_attribute("error.type", error_type)
     span.set_status(trace.Status(trace.StatusCode.ERROR, error_type))
@@ -160,24 +174,34 @@ class _Scope:
 
     def __init__(self, span: trace.Span) -> None:
         self.span = span
+        self._context_token: Token[otel_context.Context] | None = None
 
     def __enter__(self) -> _Scope:
-        self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
+        try:
+            self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception as exc:  # a custom runtime context that fails: the work goes on outside the span
+            _complain(exc)
         self._operation_token = _OPERATION.set(self.span)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        _OPERATION.reset(self._operation_token)
-        otel_context.detach(self._context_token)
+        self._leave()
         self._close(exc)
+
+    def _leave(self) -> None:
+        _OPERATION.reset(self._operation_token)
+        if self._context_token is not None:
+            otel_context.detach(self._context_token)
 
     @_quiet(_nothing)
     def _close(self, exc: BaseException | None) -> None:
-        if exc is not None:
-            _fail(self.span, _error_type(exc))
-        self.span.end()
+        try:
+            if exc is not None:
+                _fail(self.span, _error_type(exc))
+        finally:
+            self.span.end()
 
     @_quiet(_nothing)
     def outcome(self, value: str) -> None:
@@ -198,8 +222,7 @@ class _SweepScope(_Scope):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        _OPERATION.reset(self._operation_token)
-        otel_context.detach(self._context_token)
+        self._leave()
 
     @_quiet(_nothing)
     def end(self, pages: int, problem: str | None, error: BaseException | None) -> None:
@@ -207,11 +230,13 @@ class _SweepScope(_Scope):
         if self._ended:
             return
         self._ended = True
-        self.span.set_attribute("ctct.sweep.pages", pages)
-        self.span.set_attribute("ctct.sweep.complete", problem is None and error is None)
-        if error is not None:
-            _fail(self.span, _error_type(error))
-        self.span.end()
+        try:
+            self.span.set_attribute("ctct.sweep.pages", pages)
+            self.span.set_attribute("ctct.sweep.complete", problem is None and error is None)
+            if error is not None:
+                _fail(self.span, _error_type(error))
+        finally:
+            self.span.end()
 
 
 class _Nested:
@@ -267,20 +292,23 @@ class _Exchange:
     ) -> None:
         self._telemetry = telemetry
         self._route = route = telemetry.route(request)
+        telemetry.waits.record(waited, route.operation_attributes)
         attributes = {**route.span_attributes, "ctct.rate_limit.wait": waited}
         if resend:
             attributes["http.request.resend_count"] = resend
-        self._span = span = telemetry.tracer.start_span(route.name, kind=trace.SpanKind.CLIENT,
-                                                        attributes=attributes)  # fmt: skip
         self.headers = headers
+        try:
+            span = telemetry.tracer.start_span(route.name, kind=trace.SpanKind.CLIENT, attributes=attributes)
+        except Exception as exc:  # no span, but still the duration
+            _complain(exc)
+            span = trace.INVALID_SPAN
+        self._span = span
         if telemetry.propagate:
-            context = span.get_span_context()
-            if context.is_valid:  # W3C trace context, as TraceContextTextMapPropagator writes it
-                parent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-                self.headers = {**headers, "traceparent": parent}
-                if context.trace_state:
-                    self.headers["tracestate"] = context.trace_state.to_header()
-        telemetry.waits.record(waited, route.operation_attributes)
+            try:
+                self.headers = _with_trace_context(headers, span.get_span_context())
+            except Exception:
+                span.end()  # the request goes without this span (``_quiet`` says why)
+                raise
         self._started = time.perf_counter()
 
     @_quiet(_nothing)
@@ -291,16 +319,21 @@ class _Exchange:
         error_type = None
         if status is not None:
             attributes["http.response.status_code"] = status
-            span.set_attribute("http.response.status_code", status)
             if status >= 400:
                 error_type = str(status)
         if error is not None:
             error_type = _error_type(error)
-        if error_type is not None:
-            attributes["error.type"] = error_type
-            _fail(span, error_type)
-        span.end()
-        self._telemetry.durations.record(elapsed, attributes)
+        try:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error_type is not None:
+                attributes["error.type"] = error_type
+                _fail(span, error_type)
+        finally:  # each of these is tried whatever the others do
+            try:
+                span.end()
+            finally:
+                self._telemetry.durations.record(elapsed, attributes)
 
 
 class Telemetry:
@@ -424,13 +457,15 @@ class Telemetry:
         }
         if detail.status is not None:
             attributes["http.response.status_code"] = detail.status
+        self.renewals.add(1, {"ctct.token.reason": detail.reason, "ctct.token.outcome": detail.outcome})
         span = self.tracer.start_span(
             "ctct.token_renewal", attributes=attributes, start_time=end - max(0, int(detail.duration * 1e9))
         )
-        if detail.outcome != "ok":
-            _fail(span, _renewal_error(detail))
-        span.end(end_time=end)
-        self.renewals.add(1, {"ctct.token.reason": detail.reason, "ctct.token.outcome": detail.outcome})
+        try:
+            if detail.outcome != "ok":
+                _fail(span, _renewal_error(detail))
+        finally:
+            span.end(end_time=end)
 
 
 def instrument(

@@ -510,8 +510,11 @@ async def test_failing_telemetry_never_fails_a_request(
     monkeypatch.setattr(telemetry, "_complained", set())
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(_Raising(where))
+    reader = InMemoryMetricReader()
     async with client_for(sandbox, FakeClock(autojump=True)) as client:
-        instrument(client, tracer_provider=tracer_provider, meter_provider=MeterProvider())
+        instrument(
+            client, tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+        )
         result = await client.accounts.create(account(3))
         assert await client.accounts.reconciler.refresh(full=True) == 1  # a sweep's span fails too
     assert result.status.value == "created"
@@ -519,6 +522,10 @@ async def test_failing_telemetry_never_fails_a_request(
     warnings = [r for r in caplog.records if r.name == "ctct_partner_async.telemetry"]
     assert [r.levelno for r in warnings] == [logging.WARNING]
     assert "RuntimeError" in warnings[0].getMessage()
+    data = reader.get_metrics_data()  # the metrics are still measured
+    assert data is not None
+    names = {m.name for r in data.resource_metrics for sc in r.scope_metrics for m in sc.metrics}
+    assert {"http.client.request.duration", "ctct.token.renewals", "ctct.client.rate_limit.wait"} <= names
 
 
 async def test_hook_urls_never_carry_a_query(wire: WireServer) -> None:
