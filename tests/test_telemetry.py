@@ -31,6 +31,7 @@ from ctct_partner_async import (
 )
 from ctct_partner_async import _errors as errors
 from ctct_partner_async._hooks import ResponseDetails
+from ctct_partner_async._models import CreateResult
 from ctct_partner_async._protocol import Request
 from ctct_partner_async.sandbox import Faults, SandboxConfig, SandboxHandle, run_sandbox
 from ctct_partner_async.sandbox.tokens import TokenIssuer
@@ -129,19 +130,25 @@ def attributes(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
+async def create_after_one_fault(otel: Otel, sandbox: SandboxHandle, fault: str, i: int) -> CreateResult:
+    """Create account ``i`` on an instrumented client, its first attempt meeting ``fault`` (the sandbox's
+    create fault, turned off by the first response)."""
+    sandbox.sandbox.faults.update({fault: 1.0, "fault_operations": ["create_account"]})
+
+    def heal(details: ResponseDetails) -> None:
+        sandbox.sandbox.faults.update({fault: 0.0})
+
+    async with client_for(sandbox, FakeClock(autojump=True), on_response=heal) as client:
+        otel.instrument(client)
+        return await client.accounts.create(account(i))
+
+
 async def test_a_create_with_one_500_is_one_operation_with_two_requests(
     otel: Otel, sandbox: SandboxHandle
 ) -> None:
     """The acceptance trace: ``ctct.create_account`` (created) holding two CLIENT spans, the first a 500,
     the second the resend (count 1) that created it; the retry is an event on the operation."""
-    sandbox.sandbox.faults.update({"error_500": 1.0, "fault_operations": ["create_account"]})
-
-    def heal(details: ResponseDetails) -> None:
-        sandbox.sandbox.faults.update({"error_500": 0.0})
-
-    async with client_for(sandbox, FakeClock(autojump=True), on_response=heal) as client:
-        otel.instrument(client)
-        result = await client.accounts.create(account(1))
+    result = await create_after_one_fault(otel, sandbox, "error_500", 1)
     assert result.status.value == "created"
     (operation,) = otel.named("ctct.create_account")
     assert operation.kind is SpanKind.INTERNAL
@@ -265,14 +272,7 @@ async def test_the_v2_client_is_traced_without_its_query(otel: Otel, sandbox: Sa
 async def test_a_reconciled_create_holds_its_sweep(otel: Otel, sandbox: SandboxHandle) -> None:
     """A connection dropped after the commit, then 409: the create is ``reconciled``, and the sweep of the
     account list that found it is a span inside it, with its page requests."""
-    sandbox.sandbox.faults.update({"drop_after_commit": 1.0, "fault_operations": ["create_account"]})
-
-    def heal(details: ResponseDetails) -> None:
-        sandbox.sandbox.faults.update({"drop_after_commit": 0.0})
-
-    async with client_for(sandbox, FakeClock(autojump=True), on_response=heal) as client:
-        otel.instrument(client)
-        result = await client.accounts.create(account(2))
+    result = await create_after_one_fault(otel, sandbox, "drop_after_commit", 2)
     assert result.status.value == "reconciled"
     (operation,) = otel.named("ctct.create_account")
     assert attributes(operation)["ctct.create.outcome"] == "reconciled"
