@@ -436,14 +436,14 @@ class _Runner(Generic[P]):
         rows = sum(states.values())
         done = "done" if finished else "ended early"
         counts = ", ".join(f"{n} {state}" for state, n in states.items()) or "no rows"
-        stopped = f"; stopped by {type(self.stopped).__name__}" if self.stopped is not None else ""
-        bad = not finished or self.stopped is not None or any(s in _BAD for s in self.states)
+        stopped_by = type(self.stopped).__name__ if self.stopped is not None else None
+        bad = not finished or stopped_by is not None or any(s in _BAD for s in self.states)
         logger.log(
             logging.WARNING if bad else logging.INFO,
             "%s job %s: %d rows in %.1fs (%s)%s",
-            self.job.name, done, rows, seconds, counts, stopped,
+            self.job.name, done, rows, seconds, counts, f"; stopped by {stopped_by}" if stopped_by else "",
             extra={"job": self.job.name, "rows": rows, "seconds": round(seconds, 3), "states": states,
-                   "finished": finished, "stopped_by": type(self.stopped).__name__ if self.stopped else None},
+                   "finished": finished, "stopped_by": stopped_by},
         )  # fmt: skip
 
     async def _one(self, index: int, item: Any) -> Outcome | None:

@@ -154,7 +154,8 @@ class AsyncTransport(Protocol):
 
 
 def resolve_url(base: str, url: str) -> str:
-    """The absolute URL of a request's ``url`` against ``base`` (which ends in ``/``), without a query."""
+    """The absolute URL of a request's ``url`` against ``base`` (which ends in ``/``). A pagination link
+    keeps its query (its offset goes out with the request); ``_hooks.shown`` is the URL the hooks show."""
     if "://" in url:
         return url
     if url.startswith("/"):
