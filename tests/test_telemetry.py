@@ -559,3 +559,34 @@ async def test_creates_sharing_a_sweep_each_point_at_it(otel: Otel) -> None:
     assert linking >= 1  # creates that waited on a sweep another one started
     for sweep in otel.named("ctct.account_list_sweep"):
         assert sweep.end_time is not None and attributes(sweep)["ctct.sweep.complete"]
+
+
+async def test_a_method_the_conventions_do_not_know_is_other(otel: Otel, wire: WireServer) -> None:
+    """A user-built request: its method upper-cased; one the HTTP conventions don't list is ``_OTHER``,
+    and a request without a template is named by its method alone (``HTTP`` for ``_OTHER``)."""
+    async with PartnerClient(api_key="k", token_provider=_jwt, base_url=wire.url + "/v3",
+                             rate_limit=None) as client:  # fmt: skip
+        otel.instrument(client)
+        await client.send(Request("get", "partner/webhooks/subscriptions", "list_webhooks"))
+        await client.send(Request("PURGE", "partner/custom/a07e1my9tbw0", "my_purge"))
+    assert [s.name for s in otel.finished() if s.kind is SpanKind.CLIENT] == [
+        "GET /partner/webhooks/subscriptions",
+        "HTTP",
+    ]
+    (purge,) = otel.named("HTTP")
+    assert attributes(purge)["http.request.method"] == "_OTHER"
+    assert "url.template" not in attributes(purge)
+    assert wire.requests[-1].method == "PURGE"  # what is sent is the request's own
+
+
+async def test_a_spent_quota_is_counted_as_quota_exceeded(otel: Otel) -> None:
+    config = SandboxConfig(rate_limit=0, daily_quota=1, token_rate_limit=0)
+    async with run_sandbox(config) as sb, client_for(sb, FakeClock(autojump=True)) as client:
+        otel.instrument(client)
+        await client.webhooks.list()
+        with pytest.raises(errors.QuotaExceededError):
+            await client.webhooks.list()
+    assert otel.points()["ctct.client.throttles"] == [
+        ({"ctct.operation": "list_webhooks", "ctct.throttle.reason": "quota_exceeded"}, 1)
+    ]
+    assert "ctct.client.retries" not in otel.points()  # a spent quota is never retried
